@@ -1,0 +1,172 @@
+#!/usr/bin/env python
+"""genlab-train vs a plain PyTorch loop: the VAE of the PyTorch example on Fashion-MNIST.
+
+Both run as whole processes, one after the other, on the same machine: 784-400-20, Adam lr 1e-3,
+batch 128, 10 epochs on 55k images with a validation pass on 5k each epoch, then the 10k test set.
+The plain loop slices in-memory tensors, as fast as PyTorch gets without a framework.
+
+    python scripts/bench_vae.py [--epochs 10] [--repeats 1]
+
+Prints each one's wall time, seconds per epoch and test loss, and the genlab/plain ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
+
+
+def plain_main(epochs: int, data_dir: Path) -> None:
+    """The baseline: the PyTorch VAE example's model and loss, on tensors already in memory."""
+    import gzip
+
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    torch.manual_seed(42)
+
+    def read(name: str) -> torch.Tensor:
+        with gzip.open(data_dir / f"{name}.gz", "rb") as f:
+            raw = f.read()
+        ndim = raw[3]
+        shape = np.frombuffer(raw, dtype=">u4", count=ndim, offset=4)
+        data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
+        return torch.from_numpy(data.copy())
+
+    fit = read("train-images-idx3-ubyte").view(-1, 784).float() / 255
+    test = read("t10k-images-idx3-ubyte").view(-1, 784).float() / 255
+    order = torch.randperm(len(fit), generator=torch.Generator().manual_seed(42))
+    train, val = fit[order[:55000]], fit[order[55000:]]
+
+    class VAE(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1, self.fc21, self.fc22 = (
+                nn.Linear(784, 400),
+                nn.Linear(400, 20),
+                nn.Linear(400, 20),
+            )
+            self.fc3, self.fc4 = nn.Linear(20, 400), nn.Linear(400, 784)
+
+        def forward(self, x):
+            h = F.relu(self.fc1(x))
+            mu, logvar = self.fc21(h), self.fc22(h)
+            z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+            return torch.sigmoid(self.fc4(F.relu(self.fc3(z)))), mu, logvar
+
+    def loss_fn(recon, x, mu, logvar):
+        bce = F.binary_cross_entropy(recon, x, reduction="sum")
+        return bce - 0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
+
+    def batch_loss(x):
+        recon, mu, logvar = model(x)
+        return loss_fn(recon, x, mu, logvar)
+
+    def evaluate(data):
+        model.eval()
+        with torch.no_grad():
+            return sum(batch_loss(x).item() for x in data.split(128)) / len(data)
+
+    model = VAE()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    epoch_times = []
+    for _ in range(epochs):
+        start = time.perf_counter()
+        model.train()
+        for index in torch.randperm(len(train)).split(128):
+            x = train[index]
+            loss = batch_loss(x) / len(x)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        val_loss = evaluate(val)
+        epoch_times.append(time.perf_counter() - start)
+    print(json.dumps({"epoch_s": epoch_times, "val_loss": val_loss, "test_loss": evaluate(test)}))
+
+
+def run_plain(epochs: int) -> dict:
+    start = time.perf_counter()
+    out = subprocess.run(
+        [sys.executable, __file__, "--plain", "--epochs", str(epochs)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    wall = time.perf_counter() - start
+    result = json.loads(out.strip().splitlines()[-1])
+    return {
+        "wall_s": wall,
+        "epoch_s": statistics.mean(result["epoch_s"]),
+        "test_loss": result["test_loss"],
+    }
+
+
+def run_genlab(epochs: int) -> dict:
+    run_dir = Path(tempfile.mkdtemp(prefix="bench_vae_"))
+    command = [
+        str(Path(sys.executable).with_name("genlab-train")),
+        "experiment=vae_fashion_mnist",
+        f"trainer.max_epochs={epochs}",
+        f"hydra.run.dir={run_dir}",
+    ]
+    start = time.perf_counter()
+    subprocess.run(command, check=True, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    return {
+        "wall_s": wall,
+        "epoch_s": metrics["time/epoch_s_mean"],
+        "test_loss": metrics["test/loss"],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=1, help="alternate runs; report medians")
+    parser.add_argument("--plain", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.plain:
+        plain_main(args.epochs, FASHION_DIR)
+        return
+    if not (FASHION_DIR / "train-images-idx3-ubyte.gz").is_file():
+        sys.exit(
+            f"bench_vae: no Fashion-MNIST in {FASHION_DIR}: apt-get install dataset-fashion-mnist"
+        )
+
+    runs: dict[str, list[dict]] = {"plain PyTorch": [], "genlab-train": []}
+    for _ in range(args.repeats):
+        runs["plain PyTorch"].append(run_plain(args.epochs))
+        runs["genlab-train"].append(run_genlab(args.epochs))
+    med = {
+        name: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for name, rs in runs.items()
+    }
+
+    print(
+        f"VAE 784-400-20 on Fashion-MNIST, {args.epochs} epochs, batch 128, "
+        f"medians of {args.repeats} run(s) each"
+    )
+    print(f"{'':16}{'wall s':>10}{'s/epoch':>10}{'test loss':>12}")
+    for name, m in med.items():
+        print(f"{name:16}{m['wall_s']:10.1f}{m['epoch_s']:10.2f}{m['test_loss']:12.2f}")
+    plain, genlab = med["plain PyTorch"], med["genlab-train"]
+    print(
+        f"ratio genlab/plain: wall {genlab['wall_s'] / plain['wall_s']:.3f}, "
+        f"s/epoch {genlab['epoch_s'] / plain['epoch_s']:.3f}"
+    )
+
+
+if __name__ == "__main__":
+    main()

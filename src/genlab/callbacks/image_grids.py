@@ -1,0 +1,65 @@
+"""TensorBoard image summaries each validation epoch: reconstructions, samples, latent map."""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+from lightning.pytorch.loggers import TensorBoardLogger
+
+
+class ImageGrids(L.Callback):
+    """Logs what a model can show, found by duck typing:
+
+    - `reconstruct(images)`: a fixed batch of validation inputs (top rows) over reconstructions;
+    - `sample(n, generator)`: samples from one fixed noise seed, comparable across epochs;
+    - `decode(z)` with `latent_dim == 2`: the decoded grid of latent space over Gaussian quantiles.
+    """
+
+    def __init__(
+        self, num_images: int = 16, num_samples: int = 64, manifold_steps: int = 20, seed: int = 0
+    ):
+        self.num_images = num_images
+        self.num_samples = num_samples
+        self.manifold_steps = manifold_steps
+        self.seed = seed
+        self._inputs: torch.Tensor | None = None
+
+    @staticmethod
+    def _tensorboard(trainer: L.Trainer) -> TensorBoardLogger | None:
+        return next((lg for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)), None)
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        logger = self._tensorboard(trainer)
+        if logger is None or trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        from torchvision.utils import make_grid
+
+        step = trainer.global_step
+        with torch.no_grad():
+            for tag, images, nrow in self._grids(trainer, pl_module):
+                grid = make_grid(images.float().cpu().clamp(0, 1), nrow=nrow, pad_value=1.0)
+                logger.experiment.add_image(f"images/{tag}", grid, step)
+
+    def _grids(self, trainer: L.Trainer, pl_module: L.LightningModule):
+        if hasattr(pl_module, "reconstruct"):
+            inputs = self._fixed_inputs(trainer).to(pl_module.device)
+            yield "reconstructions", torch.cat([inputs, pl_module.reconstruct(inputs)]), len(inputs)
+        if hasattr(pl_module, "sample"):
+            generator = torch.Generator().manual_seed(self.seed)
+            yield "samples", pl_module.sample(self.num_samples, generator=generator), 8
+        if hasattr(pl_module, "decode") and getattr(pl_module, "latent_dim", None) == 2:
+            yield "latent_manifold", self._manifold(pl_module), self.manifold_steps
+
+    def _fixed_inputs(self, trainer: L.Trainer) -> torch.Tensor:
+        if self._inputs is None:
+            batch = next(iter(trainer.val_dataloaders))
+            self._inputs = batch[0][: self.num_images].clone()
+        return self._inputs
+
+    def _manifold(self, pl_module: L.LightningModule) -> torch.Tensor:
+        """Decode a grid of z over the 5%..95% quantiles of N(0, 1) per axis."""
+        quantiles = torch.linspace(0.05, 0.95, self.manifold_steps)
+        values = torch.special.ndtri(quantiles)
+        z1, z2 = torch.meshgrid(values.flip(0), values, indexing="ij")
+        z = torch.stack([z2.reshape(-1), z1.reshape(-1)], dim=1).to(pl_module.device)
+        return pl_module.decode(z)

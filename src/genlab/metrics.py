@@ -1,0 +1,69 @@
+"""Final metrics of a run: collected from the trainer, written to metrics.json, shown in hparams."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.loggers import TensorBoardLogger
+from omegaconf import DictConfig, OmegaConf
+
+
+def collect_metrics(trainer: L.Trainer) -> dict[str, float]:
+    """Epoch-level metrics the trainer holds now (train/val after fit, test after test) as floats.
+
+    Names without a slash are progress-bar helpers, not metrics.
+    """
+    metrics = {}
+    for name, value in trainer.callback_metrics.items():
+        if not name.endswith("_step") and "/" in name:
+            metrics[name] = float(value)
+    checkpoint = trainer.checkpoint_callback
+    if checkpoint is not None and checkpoint.monitor and checkpoint.best_model_score is not None:
+        metrics[f"{checkpoint.monitor}_best"] = float(checkpoint.best_model_score)
+    return metrics
+
+
+def write_metrics(trainer: L.Trainer, run_dir: Path, metrics: dict[str, float]) -> None:
+    """Write metrics.json (rank 0): one flat object, keys sorted, NaN/inf as null."""
+    if not trainer.is_global_zero:
+        return
+    clean = {k: (v if math.isfinite(v) else None) for k, v in sorted(metrics.items())}
+    path = Path(run_dir) / "metrics.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(clean, indent=2) + "\n")
+    tmp.replace(path)
+
+
+def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(tree, dict):
+        flat = {}
+        for key, value in tree.items():
+            flat.update(_flatten(value, f"{prefix}{key}/"))
+        return flat
+    value = tree if isinstance(tree, (int, float, str, bool)) else str(tree)
+    return {prefix.rstrip("/"): value}
+
+
+def log_hparams(trainer: L.Trainer, cfg: DictConfig, metrics: dict[str, float]) -> None:
+    """Fill TensorBoard's hparams tab: the whole config against the final val/test metrics.
+
+    The summary is written directly (not via `log_hyperparams`) so the metric curves do not get
+    a duplicate point at step 0; the tab reads each metric's last logged scalar.
+    """
+    if not trainer.is_global_zero:
+        return
+    from torch.utils.tensorboard.summary import hparams
+
+    shown = {k: v for k, v in metrics.items() if k.startswith(("train/", "val/", "test/"))}
+    shown = {k: v for k, v in shown.items() if math.isfinite(v) and not k.endswith("_best")}
+    params = _flatten(OmegaConf.to_container(cfg, resolve=True))
+    for logger in trainer.loggers:
+        if isinstance(logger, TensorBoardLogger):
+            writer = logger.experiment._get_file_writer()
+            for summary in hparams(params, shown):
+                writer.add_summary(summary)
+            writer.flush()

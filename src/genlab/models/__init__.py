@@ -1,0 +1,1 @@
+"""Training logic (`LightningModule`s); each wraps a network from `genlab.nn`."""

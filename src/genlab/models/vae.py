@@ -1,0 +1,69 @@
+"""VAE training: loss = BCE summed over pixels + beta * KL, per example, in nats."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+
+from genlab.models.base import GenlabModule, OptimizerFactory, SchedulerFactory
+from genlab.nn.losses import gaussian_kl, reconstruction_loss
+from genlab.nn.vae import VAENet
+
+
+class VAE(GenlabModule):
+    """The MLP VAE on images of `input_shape` (C, H, W), flattened.
+
+    Logs `loss`, `recon` and `kl` per stage. With `kl_warmup_epochs` the KL weight ramps from 0
+    to `beta` during training; validation and test always use `beta`, so `val/loss` stays
+    comparable across epochs.
+    """
+
+    def __init__(
+        self,
+        input_shape: Sequence[int],
+        latent_dim: int = 2,
+        hidden_dims: Sequence[int] = (400,),
+        beta: float = 1.0,
+        kl_warmup_epochs: float = 0.0,
+        optimizer: OptimizerFactory | None = None,
+        scheduler: SchedulerFactory | None = None,
+    ):
+        super().__init__(optimizer, scheduler)
+        self.save_hyperparameters(ignore=["optimizer", "scheduler"])
+        self.input_shape = tuple(input_shape)
+        self.latent_dim = latent_dim
+        self.beta = beta
+        self.kl_warmup_epochs = kl_warmup_epochs
+        self.net = VAENet(math.prod(self.input_shape), latent_dim, hidden_dims)
+
+    def kl_weight(self, stage: str) -> float:
+        if stage != "train" or self.kl_warmup_epochs <= 0:
+            return self.beta
+        epochs_done = self.trainer.fit_loop.total_batch_idx / max(
+            1, self.trainer.num_training_batches
+        )
+        return self.beta * min(1.0, epochs_done / self.kl_warmup_epochs)
+
+    def compute_losses(self, batch, stage: str) -> dict[str, torch.Tensor]:
+        x = batch[0].flatten(1)
+        logits, mu, logvar = self.net(x)
+        recon = reconstruction_loss(logits, x, "bce")
+        kl = gaussian_kl(mu, logvar)
+        return {"loss": recon + self.kl_weight(stage) * kl, "recon": recon, "kl": kl}
+
+    def reconstruct(self, images: torch.Tensor) -> torch.Tensor:
+        """Decode the posterior mean: the reconstruction without sampling noise."""
+        mu, _ = self.net.encode(images.flatten(1))
+        return self.decode(mu).view_as(images)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Latent codes (N, latent_dim) to images (N, C, H, W) in [0, 1]."""
+        return self.net.decode(z).view(-1, *self.input_shape)
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Draw n images from the prior p(z) = N(0, I)."""
+        z = torch.randn(n, self.latent_dim, generator=generator).to(self.device)
+        return self.decode(z)

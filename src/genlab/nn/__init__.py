@@ -1,0 +1,1 @@
+"""Networks (plain `nn.Module`s) and losses, free of any training logic."""

@@ -1,0 +1,65 @@
+"""Shared fixtures: tiny IDX datasets written on the spot, and running the CLI as a user would."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
+
+
+def write_idx(path: Path, array: np.ndarray, compress: bool = True) -> Path:
+    """Write a uint8 array as an IDX file (gzipped when `compress`), the MNIST format."""
+    array = np.ascontiguousarray(array, dtype=np.uint8)
+    payload = bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+    payload += array.tobytes()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if compress:
+        path = path.with_name(path.name + ".gz")
+        path.write_bytes(gzip.compress(payload))
+    else:
+        path.write_bytes(payload)
+    return path
+
+
+def make_mnist_dir(
+    folder: Path, n_train: int = 300, n_test: int = 100, compress: bool = True
+) -> Path:
+    """MNIST-named IDX files with blob images (a bright square whose place depends on the label)."""
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        labels = rng.integers(0, 10, size=n)
+        images = rng.integers(0, 40, size=(n, 28, 28))
+        for i, label in enumerate(labels):
+            r, c = 4 + 2 * (label // 5) * 5, 4 + (label % 5) * 4
+            images[i, r : r + 8, c : c + 6] = 230
+        write_idx(folder / f"{prefix}-images-idx3-ubyte", images, compress)
+        write_idx(folder / f"{prefix}-labels-idx1-ubyte", labels, compress)
+    return folder
+
+
+@pytest.fixture
+def mnist_dir(tmp_path: Path) -> Path:
+    return make_mnist_dir(tmp_path / "mnist")
+
+
+def run_cli(*args: str, cwd: Path, module: str = "genlab.train", timeout: float = 600):
+    """Run `python -m genlab.train ARGS` in `cwd` (any directory, like a user would)."""
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    env.pop("HYDRA_FULL_ERROR", None)
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

@@ -1,0 +1,20 @@
+"""pyproject.toml lists every subpackage, so a wheel ships all code and configs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import tomllib
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_every_subpackage_is_listed():
+    listed = set(
+        tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    )
+    found = {
+        ".".join(p.parent.relative_to(REPO / "src").parts)
+        for p in (REPO / "src").rglob("__init__.py")
+    }
+    assert found | {"genlab.conf"} == listed
