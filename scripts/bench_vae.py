@@ -161,6 +161,9 @@ def main() -> None:
     print(f"{'':16}{'wall s':>10}{'s/epoch':>10}{'test loss':>12}")
     for name, m in med.items():
         print(f"{name:16}{m['wall_s']:10.1f}{m['epoch_s']:10.2f}{m['test_loss']:12.2f}")
+    for name, rs in runs.items():
+        walls = ", ".join(f"{r['wall_s']:.1f}" for r in rs)
+        print(f"  {name} wall s per run: {walls}")
     plain, genlab = med["plain PyTorch"], med["genlab-train"]
     print(
         f"ratio genlab/plain: wall {genlab['wall_s'] / plain['wall_s']:.3f}, "

@@ -7,6 +7,14 @@ import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 
 
+def _enlarge(images: torch.Tensor, min_size: int = 32) -> torch.Tensor:
+    """Nearest-neighbour upscale of tiny images (8x8 digits) so TensorBoard shows them legibly."""
+    factor = -(-min_size // images.shape[-1])
+    if factor <= 1:
+        return images
+    return images.repeat_interleave(factor, -1).repeat_interleave(factor, -2)
+
+
 class ImageGrids(L.Callback):
     """Logs what a model can show, found by duck typing:
 
@@ -37,7 +45,8 @@ class ImageGrids(L.Callback):
         step = trainer.global_step
         with torch.no_grad():
             for tag, images, nrow in self._grids(trainer, pl_module):
-                grid = make_grid(images.float().cpu().clamp(0, 1), nrow=nrow, pad_value=1.0)
+                images = _enlarge(images.float().cpu().clamp(0, 1))
+                grid = make_grid(images, nrow=nrow, pad_value=1.0)
                 logger.experiment.add_image(f"images/{tag}", grid, step)
 
     def _grids(self, trainer: L.Trainer, pl_module: L.LightningModule):
