@@ -1,0 +1,97 @@
+"""Base for image sets that fit in memory: tensors sliced a whole batch at a time."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from genlab.errors import GenlabError
+
+Split = tuple[torch.Tensor, torch.Tensor]
+
+
+class TensorBatches(Dataset):
+    """Images and labels held as tensors.
+
+    The DataLoader fetches a batch with one `__getitems__` call (one fancy index per tensor)
+    instead of per-sample `__getitem__`, PIL conversion and collation, which is most of an
+    MLP epoch's time in the classic `transforms.ToTensor()` pipeline.
+    """
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor):
+        self.images = images
+        self.labels = labels
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> Split:
+        return self.images[index], self.labels[index]
+
+    def __getitems__(self, indices: list[int]) -> Split:
+        index = torch.as_tensor(indices)
+        return self.images[index], self.labels[index]
+
+
+def keep_batch(batch: Split) -> Split:
+    """collate_fn for `TensorBatches`: the fetched batch is already stacked."""
+    return batch
+
+
+def split_tensors(split: Split, sizes: Sequence[int], seed: int) -> list[Split]:
+    """Shuffle with a fixed seed and cut into consecutive parts of the given sizes."""
+    images, labels = split
+    order = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))
+    parts, start = [], 0
+    for size in sizes:
+        index = order[start : start + size]
+        parts.append((images[index], labels[index]))
+        start += size
+    return parts
+
+
+class InMemoryImageDataModule(L.LightningDataModule):
+    """Loads train/val/test once as float images in [0, 1] of shape (N, *dims).
+
+    Subclasses implement `load_splits`. `dims` comes from the config so that models can be
+    sized from it (`${data.dims}`); it is checked against the data actually loaded.
+    """
+
+    def __init__(self, dims: Sequence[int], batch_size: int = 128, split_seed: int = 42):
+        super().__init__()
+        self.dims = tuple(dims)
+        self.batch_size = batch_size
+        self.split_seed = split_seed
+        self.splits: dict[str, TensorBatches] = {}
+
+    def load_splits(self) -> dict[str, Split]:
+        """Return {"train", "val", "test"} -> (images float in [0, 1], labels)."""
+        raise NotImplementedError
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.splits:
+            return
+        for name, (images, labels) in self.load_splits().items():
+            if tuple(images.shape[1:]) != self.dims:
+                raise GenlabError(
+                    f"data.dims={list(self.dims)} but the {name} images have shape "
+                    f"{list(images.shape[1:])}: set data.dims to match"
+                )
+            self.splits[name] = TensorBatches(images.contiguous(), labels)
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        return DataLoader(
+            self.splits[split], batch_size=self.batch_size, shuffle=shuffle, collate_fn=keep_batch
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)

@@ -1,0 +1,99 @@
+"""MNIST from its IDX files, held in memory; torchvision fetches them when `download=true`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+
+from genlab.data.idx import find_idx, read_idx
+from genlab.data.in_memory import InMemoryImageDataModule, Split, split_tensors
+from genlab.errors import GenlabError
+
+
+class MNISTDataModule(InMemoryImageDataModule):
+    """The official train set minus a seeded validation split of `val_size`; the official test set.
+
+    Files are looked for in `data_dir`, then in torchvision's layout `data_dir/<name>/raw`, then in
+    `system_dirs`, raw or gzipped.
+    """
+
+    title = "MNIST"
+    torchvision_name = "MNIST"
+    system_dirs: tuple[str, ...] = ()
+    how_to_get = ""
+
+    def __init__(
+        self,
+        data_dir: str = "data",
+        download: bool = False,
+        dims: Sequence[int] = (1, 28, 28),
+        batch_size: int = 128,
+        val_size: int = 5000,
+        split_seed: int = 42,
+    ):
+        super().__init__(dims, batch_size, split_seed)
+        self.data_dir = Path(data_dir)
+        self.download = download
+        self.val_size = val_size
+
+    def search_dirs(self) -> list[Path]:
+        return [
+            self.data_dir,
+            self.data_dir / self.torchvision_name / "raw",
+            *map(Path, self.system_dirs),
+        ]
+
+    def prepare_data(self) -> None:
+        folders = self.search_dirs()
+        missing = [
+            name
+            for prefix in ("train", "t10k")
+            for name in (f"{prefix}-images-idx3-ubyte", f"{prefix}-labels-idx1-ubyte")
+            if find_idx(name, folders) is None
+        ]
+        if missing and self.download:
+            self._download()
+
+    def _download(self) -> None:
+        from torchvision import datasets
+
+        dataset_class = getattr(datasets, self.torchvision_name)
+        try:
+            for train in (True, False):
+                dataset_class(root=str(self.data_dir), train=train, download=True)
+        except Exception as err:  # network errors come in many types; all mean the same here
+            raise GenlabError(
+                f"downloading {self.title} into {self.data_dir} failed ({err}); put the IDX files "
+                f"there by hand, or use data=digits, which runs offline"
+            ) from None
+
+    def load_splits(self) -> dict[str, Split]:
+        fit = self._read("train")
+        if not 0 < self.val_size < len(fit[0]):
+            raise GenlabError(
+                f"data.val_size={self.val_size} must be between 1 and {len(fit[0]) - 1} "
+                f"(the {self.title} train set has {len(fit[0])} images)"
+            )
+        train, val = split_tensors(fit, [len(fit[0]) - self.val_size, self.val_size], self.split_seed)
+        return {"train": train, "val": val, "test": self._read("t10k")}
+
+    def _read(self, prefix: str) -> Split:
+        folders = self.search_dirs()
+        paths = [find_idx(f"{prefix}-{kind}", folders) for kind in ("images-idx3-ubyte", "labels-idx1-ubyte")]
+        if None in paths:
+            name = f"{prefix}-{'images-idx3' if paths[0] is None else 'labels-idx1'}-ubyte"
+            raise GenlabError(
+                f"{self.title} file {name}[.gz] not found in {', '.join(map(str, folders))}. "
+                f"Get it with data.download=true (needs internet){self.how_to_get}, or point "
+                f"data.data_dir at a folder holding the IDX files; data=digits runs offline"
+            )
+        images, labels = (read_idx(p) for p in paths)
+        if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
+            raise GenlabError(
+                f"{paths[0]} and {paths[1]} do not match: {list(images.shape)} images, "
+                f"{list(labels.shape)} labels; fetch them again"
+            )
+        return images.unsqueeze(1).float().div_(255.0), labels.long()
+
+
