@@ -40,7 +40,9 @@ def test_vae_module_loss_is_bce_sum_plus_kld(monkeypatch):
     torch.manual_seed(0)
     model = VAE(input_shape=(1, 4, 4), latent_dim=3, hidden_dims=[8])
     # Sample-free so the reference can see the same z: z = mu.
-    monkeypatch.setattr(VAENet, "reparameterize", staticmethod(lambda mu, logvar: mu))
+    monkeypatch.setattr(
+        VAENet, "reparameterize", staticmethod(lambda mu, logvar, generator=None: mu)
+    )
     x = torch.rand(5, 1, 4, 4)
     losses = model.compute_losses((x, torch.zeros(5)), "val")
 

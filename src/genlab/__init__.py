@@ -1,3 +1,31 @@
-"""genlab: an experiment framework for generative models on PyTorch Lightning and Hydra."""
+"""genlab: an experiment framework for generative models on PyTorch Lightning and Hydra.
+
+import genlab
+metrics = genlab.train(["model=ae", "trainer.max_epochs=3"])   # same as genlab-train
+model, datamodule, cfg = genlab.load_run("outputs/ae_digits/<run>")
+"""
+
+from __future__ import annotations
+
+import warnings
 
 __version__ = "0.1.0"
+
+# In-memory datasets are sliced a batch at a time: DataLoader workers would only add overhead.
+warnings.filterwarnings("ignore", ".*does not have many workers.*")
+# Lightning 2.6 calls an API that torch 2.14 deprecates; nothing for a user to act on.
+warnings.filterwarnings("ignore", ".*isinstance\\(treespec, LeafSpec\\)` is deprecated.*")
+
+
+def __getattr__(name: str):
+    # Imported on first use: `import genlab` stays light, and `genlab.train` is the
+    # (callable) module behind `python -m genlab.train`.
+    if name == "train":
+        import genlab.train as train_module
+
+        return train_module
+    if name == "load_run":
+        from genlab.runs import load_run
+
+        return load_run
+    raise AttributeError(f"module 'genlab' has no attribute {name!r}")

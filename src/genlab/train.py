@@ -1,31 +1,76 @@
-"""genlab-train: compose conf/train.yaml, build data, model and trainer, fit, test the best."""
+"""genlab-train: compose conf/train.yaml, build data, model and trainer, fit, test the best.
+
+From Python, `genlab.train(["model=ae", "trainer.max_epochs=3"])` runs the same job as
+`genlab-train model=ae trainer.max_epochs=3` and returns its final metrics.
+"""
 
 from __future__ import annotations
 
-import warnings
+import sys
+import types
 from pathlib import Path
 
 import hydra
 import lightning as L
-from omegaconf import DictConfig
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
 
 from genlab.config import CONFIG_PATH, instantiate_all, print_config_tree, save_resolved_config
 from genlab.errors import GenlabError, user_errors_exit
 from genlab.metrics import collect_metrics, log_hparams, write_metrics
-
-# In-memory datasets are sliced a batch at a time; worker processes would only add overhead.
-warnings.filterwarnings("ignore", ".*does not have many workers.*")
-warnings.filterwarnings("ignore", ".*isinstance\\(treespec, LeafSpec\\)` is deprecated.*")
+from genlab.run_record import RunRecord, read_record
+from genlab.runs import load_config, resolve_checkpoint
 
 
 def run(cfg: DictConfig) -> dict[str, float]:
     """Train and/or test as `cfg` says; return the final metrics (also in metrics.json)."""
     run_dir = Path(cfg.paths.output_dir)
+    hydra_cfg = HydraConfig.get() if HydraConfig.initialized() else None
+    overrides = list(hydra_cfg.overrides.task) if hydra_cfg else []
+    ckpt_path = _checkpoint_to_resume(cfg, run_dir, overrides)
     print_config_tree(cfg)
     save_resolved_config(cfg, run_dir)
+    record = RunRecord(cfg, run_dir, overrides)
+    if hydra_cfg and hydra_cfg.mode == RunMode.MULTIRUN:
+        record.data["job_num"] = hydra_cfg.job.num
+    if ckpt_path:
+        record.data["resumed_from"] = str(ckpt_path)
+    try:
+        metrics = _fit_and_test(cfg, run_dir, ckpt_path)
+    except BaseException as err:
+        status = "interrupted" if isinstance(err, KeyboardInterrupt) else "failed"
+        record.finish(status, error=f"{type(err).__name__}: {err}")
+        raise
+    record.finish("completed")
+    return metrics
+
+
+def _checkpoint_to_resume(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> str | None:
+    """The checkpoint path, checked; resuming in a run directory needs that run's model and data."""
+    if not cfg.ckpt_path:
+        return None
+    path = resolve_checkpoint(cfg.ckpt_path, run_dir)
+    previous = run_dir / "config.yaml"
+    if cfg.train and previous.is_file():
+        saved = load_config(run_dir)
+        for group in ("model", "data"):
+            if OmegaConf.to_container(saved[group]) != OmegaConf.to_container(
+                cfg[group], resolve=True
+            ):
+                earlier = (read_record(run_dir) or {}).get("overrides", [])
+                raise GenlabError(
+                    f"{run_dir} was trained with a different {group} config; resume with that "
+                    f"run's overrides: genlab-train {' '.join(earlier)} run_dir={run_dir} "
+                    f"ckpt_path={cfg.ckpt_path}"
+                )
+    return str(path)
+
+
+def _fit_and_test(cfg: DictConfig, run_dir: Path, ckpt_path: str | None) -> dict[str, float]:
     if cfg.seed is not None:
         L.seed_everything(cfg.seed, workers=True)
-    if not cfg.train and cfg.test and not cfg.ckpt_path:
+    if not cfg.train and cfg.test and not ckpt_path:
         raise GenlabError("train=false test=true needs ckpt_path=<checkpoint to test>")
 
     # Plain lists, not ListConfig, so hyperparameters in checkpoints load with weights_only=True.
@@ -39,32 +84,70 @@ def run(cfg: DictConfig) -> dict[str, float]:
 
     metrics: dict[str, float] = {}
     if cfg.train:
-        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
         metrics.update(collect_metrics(trainer))
         write_metrics(trainer, run_dir, metrics)
     if cfg.test:
-        trainer.test(model, datamodule=datamodule, ckpt_path=_checkpoint_to_test(trainer, cfg))
+        trainer.test(
+            model, datamodule=datamodule, ckpt_path=_checkpoint_to_test(trainer, cfg, ckpt_path)
+        )
         metrics.update(collect_metrics(trainer))
         write_metrics(trainer, run_dir, metrics)
     log_hparams(trainer, cfg, metrics)
     return metrics
 
 
-def _checkpoint_to_test(trainer: L.Trainer, cfg: DictConfig) -> str | None:
+def _checkpoint_to_test(trainer: L.Trainer, cfg: DictConfig, ckpt_path: str | None) -> str | None:
     """The best checkpoint of this fit; without one (no checkpointing), the weights in memory."""
     if not cfg.train:
-        return cfg.ckpt_path
+        return ckpt_path
     callback = trainer.checkpoint_callback
     return callback.best_model_path if callback is not None and callback.best_model_path else None
 
 
+def _task(cfg: DictConfig) -> dict[str, float]:
+    """One job. In a sweep, errors stay exceptions so Hydra records the job as failed and the
+    sweep goes on; in a single run, a user error becomes one line and exit code 2."""
+    if HydraConfig.get().mode == RunMode.MULTIRUN:
+        return run(cfg)
+    with user_errors_exit():
+        return run(cfg)
+
+
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    with user_errors_exit():
-        metrics = run(cfg)
-    optimized = cfg.get("optimized_metric")
-    return metrics.get(optimized) if optimized else None
+    metrics = _task(cfg)
+    metric = cfg.get("optimized_metric")
+    if not metric:
+        return None
+    if metric not in metrics:
+        raise GenlabError(f"optimized_metric={metric} was not logged; logged: {sorted(metrics)}")
+    return metrics[metric]
 
+
+def train(overrides: list[str] | None = None) -> dict[str, float]:
+    """Run one training job from Python, exactly as the CLI would; return its final metrics."""
+    from hydra._internal.hydra import Hydra
+    from hydra._internal.utils import create_config_search_path
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    app = Hydra.create_main_hydra2("train", create_config_search_path(CONFIG_PATH))
+    try:
+        job = app.run(config_name="train", task_function=_task, overrides=list(overrides or []))
+    finally:
+        GlobalHydra.instance().clear()
+    return job.return_value
+
+
+class _CallableModule(types.ModuleType):
+    """Lets `genlab.train(...)` call `train` while `python -m genlab.train` stays the CLI."""
+
+    def __call__(self, overrides: list[str] | None = None) -> dict[str, float]:
+        return train(overrides)
+
+
+sys.modules[__name__].__class__ = _CallableModule
 
 if __name__ == "__main__":
     main()

@@ -1,4 +1,4 @@
-"""Reading the IDX files of MNIST-style datasets (raw or gzipped), with errors that say what to do."""
+"""Reading MNIST-style IDX files (raw or gzipped), with errors that say what to do."""
 
 from __future__ import annotations
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-
 from genlab.data.idx import find_idx, read_idx
 from genlab.data.in_memory import InMemoryImageDataModule, Split, split_tensors
 from genlab.errors import GenlabError
@@ -75,12 +74,17 @@ class MNISTDataModule(InMemoryImageDataModule):
                 f"data.val_size={self.val_size} must be between 1 and {len(fit[0]) - 1} "
                 f"(the {self.title} train set has {len(fit[0])} images)"
             )
-        train, val = split_tensors(fit, [len(fit[0]) - self.val_size, self.val_size], self.split_seed)
+        train, val = split_tensors(
+            fit, [len(fit[0]) - self.val_size, self.val_size], self.split_seed
+        )
         return {"train": train, "val": val, "test": self._read("t10k")}
 
     def _read(self, prefix: str) -> Split:
         folders = self.search_dirs()
-        paths = [find_idx(f"{prefix}-{kind}", folders) for kind in ("images-idx3-ubyte", "labels-idx1-ubyte")]
+        paths = [
+            find_idx(f"{prefix}-{kind}", folders)
+            for kind in ("images-idx3-ubyte", "labels-idx1-ubyte")
+        ]
         if None in paths:
             name = f"{prefix}-{'images-idx3' if paths[0] is None else 'labels-idx1'}-ubyte"
             raise GenlabError(
@@ -95,5 +99,3 @@ class MNISTDataModule(InMemoryImageDataModule):
                 f"{list(labels.shape)} labels; fetch them again"
             )
         return images.unsqueeze(1).float().div_(255.0), labels.long()
-
-

@@ -2,14 +2,41 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 from functools import partial
+from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
+from lightning.pytorch.trainer.states import TrainerFn
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 SchedulerFactory = Callable[[torch.optim.Optimizer], torch.optim.lr_scheduler.LRScheduler]
+
+
+def rng_states() -> dict[str, Any]:
+    """Python, NumPy, torch and CUDA RNG states, in types `torch.load(weights_only=True)` takes."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    states = {
+        "python": random.getstate(),
+        "numpy": [name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached],
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def set_rng_states(states: dict[str, Any]) -> None:
+    version, internal, gauss = states["python"]
+    random.setstate((version, tuple(internal), gauss))
+    name, keys, pos, has_gauss, cached = states["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(states["torch"])
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
 
 
 class GenlabModule(L.LightningModule):
@@ -23,7 +50,14 @@ class GenlabModule(L.LightningModule):
 
     `optimizer` and `scheduler` are partials from the config (`_partial_: true`), called here
     with the parameters and the optimizer, so no optimizer is hard-coded in a model.
+
+    Reproducibility: validation and test draw their noise from `noise_generator`, reset to the
+    same seed every epoch, so `val/loss` compares across epochs and test metrics are the same
+    whenever a checkpoint is evaluated. Checkpoints carry the global RNG states, restored when
+    training resumes, so a resumed run continues exactly as an uninterrupted one.
     """
+
+    eval_noise_seed = 0
 
     def __init__(
         self,
@@ -36,6 +70,7 @@ class GenlabModule(L.LightningModule):
         self.scheduler_factory = scheduler
         self.scheduler_monitor = scheduler_monitor
         self._epoch_sums: dict[str, tuple[dict[str, torch.Tensor], int]] = {}
+        self._eval_generator: torch.Generator | None = None
 
     def compute_losses(self, batch, stage: str) -> dict[str, torch.Tensor]:
         """Scalar losses for one batch; must contain "loss", the value that is minimized."""
@@ -72,6 +107,30 @@ class GenlabModule(L.LightningModule):
 
     def test_step(self, batch, batch_idx: int) -> torch.Tensor:
         return self._step(batch, "test")
+
+    def noise_generator(self, stage: str) -> torch.Generator | None:
+        """The global RNG (None) in training; in val and test, a generator reset each epoch."""
+        return None if stage == "train" else self._eval_generator
+
+    def _reset_eval_noise(self) -> None:
+        self._eval_generator = torch.Generator(self.device).manual_seed(self.eval_noise_seed)
+
+    def on_validation_epoch_start(self) -> None:
+        self._reset_eval_noise()
+
+    def on_test_epoch_start(self) -> None:
+        self._reset_eval_noise()
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["rng_states"] = rng_states()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Only when resuming a fit: loading weights elsewhere must not reset the caller's RNG.
+        # Lightning runs the sanity check under `isolate_rng`, so nothing consumes these states
+        # before the training dataloader draws its shuffle.
+        fitting = self._trainer is not None and self.trainer.state.fn == TrainerFn.FITTING
+        if fitting and "rng_states" in checkpoint:
+            set_rng_states(checkpoint["rng_states"])
 
     def on_train_epoch_end(self) -> None:
         self._log_epoch_means("train")

@@ -48,7 +48,7 @@ class VAE(GenlabModule):
 
     def compute_losses(self, batch, stage: str) -> dict[str, torch.Tensor]:
         x = batch[0].flatten(1)
-        logits, mu, logvar = self.net(x)
+        logits, mu, logvar = self.net(x, self.noise_generator(stage))
         recon = reconstruction_loss(logits, x, "bce")
         kl = gaussian_kl(mu, logvar)
         return {"loss": recon + self.kl_weight(stage) * kl, "recon": recon, "kl": kl}

@@ -27,15 +27,20 @@ class VAENet(nn.Module):
         return self.to_mu(h), self.to_logvar(h)
 
     @staticmethod
-    def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    def reparameterize(
+        mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         """z = mu + sigma * eps: the sample stays differentiable in mu and logvar."""
         std = torch.exp(0.5 * logvar)
-        return mu + std * torch.randn_like(std)
+        eps = torch.randn(std.shape, generator=generator, device=std.device, dtype=std.dtype)
+        return mu + std * eps
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Flat input to (reconstruction logits, mu, logvar)."""
+    def forward(
+        self, x: torch.Tensor, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Flat input to (reconstruction logits, mu, logvar); `generator` draws the noise."""
         mu, logvar = self.encode(x)
-        return self.decoder(self.reparameterize(mu, logvar)), mu, logvar
+        return self.decoder(self.reparameterize(mu, logvar, generator)), mu, logvar
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.decoder(z))

@@ -1,0 +1,100 @@
+"""run.json: what ran, where, with which code and versions, and how it ended (written by rank 0)."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.pytorch.utilities import rank_zero_only
+from omegaconf import DictConfig, OmegaConf
+
+RECORD_NAME = "run.json"
+_SOURCE_DIR = Path(__file__).resolve().parent
+
+
+def _git_state(folder: Path) -> dict[str, Any]:
+    """Commit and dirtiness of the git checkout holding genlab's source, if it is one."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], cwd=folder, capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+
+    try:
+        return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain"))}
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "dirty": None}
+
+
+def _versions() -> dict[str, str | None]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found: dict[str, str | None] = {"python": platform.python_version()}
+    for package in ("genlab", "torch", "lightning", "hydra-core", "transformers"):
+        try:
+            found[package] = version(package)
+        except PackageNotFoundError:
+            found[package] = None
+    return found
+
+
+def _device() -> str:
+    if torch.cuda.is_available():
+        return f"{torch.cuda.device_count()} x {torch.cuda.get_device_name(0)}"
+    return f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+class RunRecord:
+    """Keeps `run_dir/run.json` current: written at start (status "running") and at the end."""
+
+    def __init__(self, cfg: DictConfig, run_dir: Path, overrides: list[str]):
+        self.path = Path(run_dir) / RECORD_NAME
+        self._start = time.perf_counter()
+        self.data: dict[str, Any] = {
+            "status": "running",
+            "command": sys.argv,
+            "overrides": overrides,
+            "seed": cfg.get("seed"),
+            "run_dir": str(Path(run_dir).resolve()),
+            "git": _git_state(_SOURCE_DIR),
+            "versions": _versions(),
+            "host": socket.gethostname(),
+            "device": _device(),
+            "start_time": _now(),
+            "end_time": None,
+            "wall_time_s": None,
+            "config": OmegaConf.to_container(cfg, resolve=True),
+        }
+        self.write()
+
+    def finish(self, status: str, error: str | None = None) -> None:
+        self.data.update(status=status, end_time=_now())
+        self.data["wall_time_s"] = round(time.perf_counter() - self._start, 3)
+        if error:
+            self.data["error"] = error
+        self.write()
+
+    @rank_zero_only
+    def write(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(self.data, indent=2, default=str) + "\n")
+        tmp.replace(self.path)
+
+
+def read_record(run_dir: Path) -> dict[str, Any] | None:
+    path = Path(run_dir) / RECORD_NAME
+    return json.loads(path.read_text()) if path.is_file() else None

@@ -1,0 +1,57 @@
+"""Finding and loading what a finished run left behind: its config, checkpoints and model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import hydra
+import lightning as L
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from genlab.errors import GenlabError
+
+
+def resolve_checkpoint(ckpt_path: str, run_dir: Path) -> Path:
+    """`last` / `best`: that checkpoint of `run_dir`; anything else: a path that must exist."""
+    if ckpt_path in ("last", "best"):
+        path = Path(run_dir) / "checkpoints" / f"{ckpt_path}.ckpt"
+    else:
+        path = Path(ckpt_path)
+    if not path.is_file():
+        raise GenlabError(
+            f"ckpt_path={ckpt_path}: no checkpoint at {path}; give an existing .ckpt file, or "
+            f"'last' / 'best' together with run_dir=<a run directory that has checkpoints/>"
+        )
+    return path
+
+
+def run_dir_of(checkpoint: Path) -> Path:
+    """A checkpoint's run directory: the parent of its `checkpoints/` folder."""
+    return Path(checkpoint).resolve().parent.parent
+
+
+def load_config(run_dir: Path) -> DictConfig:
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        raise GenlabError(f"{path} not found: run_dir must be a genlab run directory")
+    return OmegaConf.load(path)
+
+
+def load_run(
+    run_dir: str | Path, checkpoint: str = "best"
+) -> tuple[L.LightningModule, L.LightningDataModule, DictConfig]:
+    """Rebuild a finished run's model (weights from `checkpoint`) and datamodule from its config.
+
+    `checkpoint` is "best", "last" or a path. The config is the run's saved `config.yaml`, not
+    today's defaults, so the model and data are the ones that were trained.
+    """
+    run_dir = Path(run_dir)
+    cfg = load_config(run_dir)
+    path = resolve_checkpoint(checkpoint, run_dir)
+    datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
+    model = hydra.utils.instantiate(cfg.model, _convert_="all")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    model.load_state_dict(state["state_dict"])
+    model.eval()
+    return model, datamodule, cfg

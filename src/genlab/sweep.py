@@ -1,0 +1,116 @@
+"""Sweep summary: after every job of a multirun, summary.csv and summary.md in the sweep directory.
+
+Written after each job (not only at the end), so a sweep that is killed or whose last job fails
+still leaves an up-to-date table.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from hydra.core.utils import JobReturn, JobStatus
+from hydra.experimental.callback import Callback
+from hydra.types import RunMode
+from omegaconf import DictConfig
+
+from genlab.run_record import RECORD_NAME, read_record
+
+_FIXED = ["job", "status", "overrides", "wall_time_s"]
+
+
+def _rows(sweep_dir: Path) -> list[dict[str, Any]]:
+    rows = []
+    for record_path in sorted(sweep_dir.glob(f"*/{RECORD_NAME}")):
+        run_dir = record_path.parent
+        record = read_record(run_dir) or {}
+        metrics_path = run_dir / "metrics.json"
+        metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+        rows.append(
+            {
+                "job": record.get("job_num", run_dir.name),
+                "status": record.get("status", "unknown"),
+                "overrides": " ".join(record.get("overrides", [])),
+                "wall_time_s": record.get("wall_time_s"),
+                **metrics,
+                "run_dir": str(run_dir),
+            }
+        )
+    return rows
+
+
+def _sort_key(metric: str | None, maximize: bool):
+    def key(row: dict[str, Any]) -> tuple:
+        value = row.get(metric) if metric else None
+        if not isinstance(value, (int, float)) or math.isnan(value):
+            return (1, 0.0, str(row["job"]))
+        return (0, -value if maximize else value, str(row["job"]))
+
+    return key
+
+
+def write_summary(sweep_dir: Path, metric: str | None = None, maximize: bool = False) -> Path:
+    """Write summary.csv and summary.md for the jobs under `sweep_dir`; return the .md path."""
+    rows = sorted(_rows(sweep_dir), key=_sort_key(metric, maximize))
+    metric_names = sorted({k for row in rows for k in row} - set(_FIXED) - {"run_dir"})
+    if metric in metric_names:
+        metric_names.remove(metric)
+        metric_names.insert(0, metric)
+    columns = [*_FIXED, *metric_names, "run_dir"]
+
+    with (sweep_dir / "summary.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+
+    def cell(value: Any) -> str:
+        if isinstance(value, float):
+            return f"{value:.6g}"
+        return "" if value is None else str(value).replace("|", "\\|")
+
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(cell(row.get(c)) for c in columns) + " |" for row in rows]
+    order = f"sorted by {metric} ({'max' if maximize else 'min'} first)" if metric else "by job"
+    title = f"# Sweep summary: {len(rows)} jobs, {order}\n\n"
+    md_path = sweep_dir / "summary.md"
+    md_path.write_text(title + "\n".join(lines) + "\n")
+    return md_path
+
+
+def _direction_is_max(config: DictConfig) -> bool:
+    direction = config.hydra.sweeper.get("direction", "minimize")
+    if not isinstance(direction, str):  # multi-objective: sort by the first
+        direction = direction[0]
+    return str(direction).lower().startswith("max")
+
+
+class SweepSummary(Callback):
+    """Hydra callback (see conf/hydra/default.yaml) that keeps the sweep's summary current."""
+
+    def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
+        if config.hydra.mode != RunMode.MULTIRUN:
+            return
+        run_dir = Path(config.hydra.runtime.output_dir)
+        if job_return.status == JobStatus.FAILED and not (run_dir / RECORD_NAME).is_file():
+            # Failed before genlab could write its record (e.g. a config error): record it here.
+            record = {
+                "status": "failed",
+                "job_num": config.hydra.job.num,
+                "overrides": list(config.hydra.overrides.task),
+                "error": repr(job_return._return_value),
+            }
+            (run_dir / RECORD_NAME).write_text(json.dumps(record, indent=2) + "\n")
+        write_summary(
+            Path(config.hydra.sweep.dir), config.get("optimized_metric"), _direction_is_max(config)
+        )
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        if sweep_dir.is_dir():
+            path = write_summary(
+                sweep_dir, config.get("optimized_metric"), _direction_is_max(config)
+            )
+            print(f"genlab: sweep summary in {path}")

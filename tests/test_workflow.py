@@ -1,0 +1,188 @@
+"""Research workflow: sweeps with a summary, Optuna, run records, reproducibility, resume, eval."""
+
+from __future__ import annotations
+
+import csv
+import importlib.metadata
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from conftest import run_cli
+
+import genlab
+
+QUICK = ["trainer.max_epochs=1", "logger=none"]
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def test_grid_sweep_writes_one_directory_per_job_and_a_summary(tmp_path):
+    sweep = tmp_path / "sweep"
+    result = run_cli(
+        "-m",
+        "model=ae,vae",
+        "model.latent_dim=2,16",
+        *QUICK,
+        f"hydra.sweep.dir={sweep}",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == ["0", "1", "2", "3"]
+    with (sweep / "summary.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 4 and {row["status"] for row in rows} == {"completed"}
+    swept = {tuple(o for o in row["overrides"].split() if o.startswith("model")) for row in rows}
+    assert swept == {
+        ("model=ae", "model.latent_dim=2"),
+        ("model=ae", "model.latent_dim=16"),
+        ("model=vae", "model.latent_dim=2"),
+        ("model=vae", "model.latent_dim=16"),
+    }
+    for row in rows:
+        assert (
+            float(row["test/loss"]) == read_json(Path(row["run_dir"]) / "metrics.json")["test/loss"]
+        )
+    assert (sweep / "summary.md").read_text().count("| completed |") == 4
+
+
+def test_a_failing_job_is_recorded_and_the_others_run(tmp_path):
+    sweep = tmp_path / "sweep"
+    result = run_cli(
+        "-m", "model.latent_dim=2,-1,3", *QUICK, f"hydra.sweep.dir={sweep}", cwd=tmp_path
+    )
+    assert result.returncode != 0  # the sweep reports the failure once every job has run
+    with (sweep / "summary.csv").open() as f:
+        status = {row["overrides"].split()[0]: row["status"] for row in csv.DictReader(f)}
+    assert status == {
+        "model.latent_dim=2": "completed",
+        "model.latent_dim=-1": "failed",
+        "model.latent_dim=3": "completed",
+    }
+    assert "negative dimension" in read_json(sweep / "1" / "run.json")["error"]
+
+
+def test_optuna_preset_runs_trials_and_finds_a_finite_best(tmp_path):
+    sweep = tmp_path / "sweep"
+    result = run_cli(
+        "-m",
+        "hparams_search=vae_optuna",
+        "hydra.sweeper.n_trials=3",
+        *QUICK,
+        f"hydra.sweep.dir={sweep}",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    best = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
+    assert math.isfinite(best["best_value"])
+    assert set(best["best_params"]) == {"model.optimizer.lr", "model.latent_dim", "data.batch_size"}
+    with (sweep / "summary.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 3
+    assert float(rows[0]["val/loss"]) == pytest.approx(best["best_value"])  # sorted by the metric
+
+
+def test_python_api_matches_the_cli_and_runs_are_bit_identical(tmp_path, monkeypatch):
+    args = ["model=vae", "seed=3", "trainer.max_epochs=2", "trainer.deterministic=true"]
+    cli_a, cli_b = tmp_path / "a", tmp_path / "b"
+    for run_dir in (cli_a, cli_b):
+        result = run_cli(*args, f"hydra.run.dir={run_dir}", cwd=tmp_path)
+        assert result.returncode == 0, result.stderr[-3000:]
+    assert (cli_a / "metrics.json").read_bytes() == (cli_b / "metrics.json").read_bytes()
+
+    monkeypatch.chdir(tmp_path)
+    metrics = genlab.train([*args, f"hydra.run.dir={tmp_path / 'api'}"])
+    assert metrics == read_json(cli_a / "metrics.json")
+    assert (tmp_path / "api" / "metrics.json").read_bytes() == (cli_a / "metrics.json").read_bytes()
+
+    record = read_json(cli_a / "run.json")
+    assert record["status"] == "completed" and record["seed"] == 3
+    assert record["overrides"] == args
+    assert record["versions"]["torch"] == importlib.metadata.version("torch")
+    for key in (
+        "command",
+        "git",
+        "host",
+        "device",
+        "start_time",
+        "end_time",
+        "wall_time_s",
+        "config",
+    ):
+        assert record[key] is not None, key
+    assert record["config"]["model"]["input_shape"] == [1, 8, 8]
+
+
+def test_eval_rebuilds_from_the_saved_config_and_reproduces_test_metrics(tmp_path):
+    run_dir = tmp_path / "run"
+    result = run_cli(
+        "model=ae",
+        "model.latent_dim=8",
+        "trainer.max_epochs=2",
+        f"hydra.run.dir={run_dir}",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    trained = read_json(run_dir / "metrics.json")
+
+    # From another directory, with today's defaults (model=vae) differing from the run's.
+    result = subprocess.run(
+        [sys.executable, "-m", "genlab.evaluate", f"run_dir={run_dir}"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    evaluated = read_json(run_dir / "eval_metrics.json")
+    assert evaluated == {k: v for k, v in trained.items() if k.startswith("test/")}
+    assert f"{trained['test/loss']:.6g}" in result.stdout
+
+    model, datamodule, cfg = genlab.load_run(run_dir)
+    assert type(model).__name__ == "Autoencoder" and model.latent_dim == 8
+    assert cfg.model.latent_dim == 8 and datamodule.dims == (1, 8, 8)
+
+
+def test_resume_after_epoch_k_equals_an_uninterrupted_run(tmp_path):
+    common = ["trainer.deterministic=true", "logger=none"]
+    whole, part = tmp_path / "whole", tmp_path / "part"
+    assert (
+        run_cli("trainer.max_epochs=4", *common, f"hydra.run.dir={whole}", cwd=tmp_path).returncode
+        == 0
+    )
+    first = run_cli(
+        "trainer.max_epochs=2", "test=false", *common, f"hydra.run.dir={part}", cwd=tmp_path
+    )
+    assert first.returncode == 0, first.stderr[-3000:]
+    resumed = run_cli(
+        "trainer.max_epochs=4", *common, f"run_dir={part}", "ckpt_path=last", cwd=tmp_path
+    )
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert read_json(part / "metrics.json") == read_json(whole / "metrics.json")
+    assert read_json(part / "run.json")["resumed_from"].endswith("last.ckpt")
+    assert [p.name for p in tmp_path.iterdir() if p.name == "outputs"] == []  # no new run dir
+    checkpoint = torch.load(part / "checkpoints" / "last.ckpt", weights_only=True)
+    assert checkpoint["epoch"] == 3 and checkpoint["global_step"] == 80
+
+
+def test_resume_refuses_a_different_model_and_names_the_original_overrides(tmp_path):
+    run_dir = tmp_path / "run"
+    assert (
+        run_cli(
+            "model=ae", "trainer.max_epochs=1", *QUICK[1:], f"hydra.run.dir={run_dir}", cwd=tmp_path
+        ).returncode
+        == 0
+    )
+    result = run_cli(f"run_dir={run_dir}", "ckpt_path=last", cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "model=ae" in result.stderr and "different model config" in result.stderr
+
+    missing = run_cli(f"run_dir={tmp_path / 'nope'}", "ckpt_path=last", cwd=tmp_path)
+    assert missing.returncode == 2 and "no checkpoint at" in missing.stderr
