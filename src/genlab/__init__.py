@@ -9,7 +9,16 @@ from __future__ import annotations
 
 import warnings
 
+from omegaconf import OmegaConf
+
 __version__ = "0.1.0"
+
+# `${first_set:a,b}`: a unless it is null, else b (oc.select returns a null value as is).
+# Registered on import so the configs resolve for the CLI, the compose API and tests alike.
+if not OmegaConf.has_resolver("first_set"):
+    OmegaConf.register_new_resolver(
+        "first_set", lambda *values: next((v for v in values if v is not None), None)
+    )
 
 # In-memory datasets are sliced a batch at a time: DataLoader workers would only add overhead.
 warnings.filterwarnings("ignore", ".*does not have many workers.*")
