@@ -22,6 +22,8 @@ if not OmegaConf.has_resolver("first_set"):
 
 # In-memory datasets are sliced a batch at a time: DataLoader workers would only add overhead.
 warnings.filterwarnings("ignore", ".*does not have many workers.*")
+# torchmetrics' KID keeps its features in memory: genlab's classifier features are small.
+warnings.filterwarnings("ignore", ".*will save all extracted features in buffer.*")
 # Lightning 2.6 calls an API that torch 2.14 deprecates; nothing for a user to act on.
 warnings.filterwarnings("ignore", ".*isinstance\\(treespec, LeafSpec\\)` is deprecated.*")
 

@@ -45,7 +45,8 @@ class ImageGrids(L.Callback):
         step = trainer.global_step
         with torch.no_grad():
             for tag, images, nrow in self._grids(trainer, pl_module):
-                images = _enlarge(images.float().cpu().clamp(0, 1))
+                low, high = getattr(pl_module, "value_range", (0.0, 1.0))
+                images = _enlarge(((images.float().cpu() - low) / (high - low)).clamp(0, 1))
                 grid = make_grid(images, nrow=nrow, pad_value=1.0)
                 logger.experiment.add_image(f"images/{tag}", grid, step)
 

@@ -19,8 +19,9 @@ class DigitsDataModule(InMemoryImageDataModule):
         val_fraction: float = 0.15,
         test_fraction: float = 0.15,
         split_seed: int = 42,
+        value_range: str | Sequence[float] = "auto",
     ):
-        super().__init__(dims, batch_size, split_seed)
+        super().__init__(dims, batch_size, split_seed, value_range)
         self.val_fraction = val_fraction
         self.test_fraction = test_fraction
 

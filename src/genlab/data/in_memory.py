@@ -41,6 +41,15 @@ def keep_batch(batch: Split) -> Split:
     return batch
 
 
+def resolve_value_range(value_range: str | Sequence[float], trainer) -> tuple[float, float]:
+    """A fixed [low, high], or with "auto" the `value_range` of the model being trained."""
+    if value_range == "auto":
+        module = trainer.lightning_module if trainer is not None else None
+        value_range = getattr(module, "value_range", (0.0, 1.0))
+    low, high = value_range
+    return float(low), float(high)
+
+
 def split_tensors(split: Split, sizes: Sequence[int], seed: int) -> list[Split]:
     """Shuffle with a fixed seed and cut into consecutive parts of the given sizes."""
     images, labels = split
@@ -54,18 +63,30 @@ def split_tensors(split: Split, sizes: Sequence[int], seed: int) -> list[Split]:
 
 
 class InMemoryImageDataModule(L.LightningDataModule):
-    """Loads train/val/test once as float images in [0, 1] of shape (N, *dims).
+    """Loads train/val/test once as float images of shape (N, *dims) in `value_range`.
 
-    Subclasses implement `load_splits`. `dims` comes from the config so that models can be
-    sized from it (`${data.dims}`); it is checked against the data actually loaded.
+    Subclasses implement `load_splits` (images in [0, 1]). `dims` comes from the config so that
+    models can be sized from it (`${data.dims}`); it is checked against the data loaded.
+    `value_range="auto"` asks the model being trained (its `value_range`: [0, 1] for the
+    autoencoders' BCE, [-1, 1] for a GAN's Tanh); a pair such as [-1, 1] fixes it.
     """
 
-    def __init__(self, dims: Sequence[int], batch_size: int = 128, split_seed: int = 42):
+    def __init__(
+        self,
+        dims: Sequence[int],
+        batch_size: int = 128,
+        split_seed: int = 42,
+        value_range: str | Sequence[float] = "auto",
+    ):
         super().__init__()
         self.dims = tuple(dims)
         self.batch_size = batch_size
         self.split_seed = split_seed
+        self.value_range = value_range
         self.splits: dict[str, TensorBatches] = {}
+
+    def target_range(self) -> tuple[float, float]:
+        return resolve_value_range(self.value_range, self.trainer)
 
     def load_splits(self) -> dict[str, Split]:
         """Return {"train", "val", "test"} -> (images float in [0, 1], labels)."""
@@ -74,12 +95,15 @@ class InMemoryImageDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.splits:
             return
+        low, high = self.target_range()
         for name, (images, labels) in self.load_splits().items():
             if tuple(images.shape[1:]) != self.dims:
                 raise GenlabError(
                     f"data.dims={list(self.dims)} but the {name} images have shape "
                     f"{list(images.shape[1:])}: set data.dims to match"
                 )
+            if (low, high) != (0.0, 1.0):
+                images = images * (high - low) + low
             self.splits[name] = TensorBatches(images.contiguous(), labels)
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:

@@ -30,8 +30,9 @@ class MNISTDataModule(InMemoryImageDataModule):
         batch_size: int = 128,
         val_size: int = 5000,
         split_seed: int = 42,
+        value_range: str | Sequence[float] = "auto",
     ):
-        super().__init__(dims, batch_size, split_seed)
+        super().__init__(dims, batch_size, split_seed, value_range)
         self.data_dir = Path(data_dir)
         self.download = download
         self.val_size = val_size

@@ -58,6 +58,13 @@ class GenlabModule(L.LightningModule):
     """
 
     eval_noise_seed = 0
+    # What ModelCheckpoint(monitor="auto") keeps as best (None: the latest), and in which mode.
+    checkpoint_monitor: str | None = "val/loss"
+    checkpoint_mode = "min"
+    # Training metrics shown in the progress bar.
+    progress_bar_metrics: tuple[str, ...] = ("loss",)
+    # The range of pixel values the model consumes and produces; the datamodule scales to it.
+    value_range: tuple[float, float] = (0.0, 1.0)
 
     def __init__(
         self,
@@ -78,17 +85,25 @@ class GenlabModule(L.LightningModule):
 
     def _step(self, batch, stage: str) -> torch.Tensor:
         losses = self.compute_losses(batch, stage)
-        size = batch[0].size(0)
-        sums, count = self._epoch_sums.get(stage, ({}, 0))
-        for name, value in losses.items():
-            weighted = value.detach().float() * size
-            sums[name] = sums[name] + weighted if name in sums else weighted
-        self._epoch_sums[stage] = (sums, count + size)
-        if stage == "train" and (self.global_step + 1) % self.trainer.log_every_n_steps == 0:
-            step_values = {f"train/{name}_step": value.detach() for name, value in losses.items()}
-            self.log_dict(step_values, on_step=True, on_epoch=False)
-            self.log("loss", losses["loss"].detach(), prog_bar=True, logger=False, on_step=True)
+        self.track(stage, losses, batch[0].size(0))
         return losses["loss"]
+
+    def track(self, stage: str, values: dict[str, torch.Tensor], batch_size: int) -> None:
+        """Add one batch's metrics to the epoch means; in training, log them every n batches."""
+        sums, count = self._epoch_sums.get(stage, ({}, 0))
+        for name, value in values.items():
+            weighted = value.detach().float() * batch_size
+            sums[name] = sums[name] + weighted if name in sums else weighted
+        self._epoch_sums[stage] = (sums, count + batch_size)
+        # Counted in batches, not optimizer steps: a GAN steps two optimizers per batch.
+        batches = self.trainer.fit_loop.total_batch_idx + 1
+        if stage == "train" and batches % self.trainer.log_every_n_steps == 0:
+            step_values = {f"train/{name}_step": value.detach() for name, value in values.items()}
+            self.log_dict(step_values, on_step=True, on_epoch=False)
+            progress = {
+                name: step_values[f"train/{name}_step"] for name in self.progress_bar_metrics
+            }
+            self.log_dict(progress, prog_bar=True, logger=False, on_step=True, on_epoch=False)
 
     def _log_epoch_means(self, stage: str) -> None:
         if stage not in self._epoch_sums:

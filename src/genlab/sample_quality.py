@@ -1,0 +1,161 @@
+"""FID and KID of generated images, in the feature space of a classifier genlab trains itself.
+
+Inception weights cannot be fetched everywhere, so by default the features are those of a small
+LeNet-style classifier trained on the same dataset, once, and cached by dataset. Scores come with
+their floor: the same score between two halves of the real held-out images, which is what a
+perfect generator would reach with that many samples.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from torch import nn
+
+from genlab.errors import GenlabError
+from genlab.models.classifier import Classifier
+
+log = logging.getLogger(__name__)
+
+
+def _to_unit(images: torch.Tensor, value_range: tuple[float, float]) -> torch.Tensor:
+    low, high = value_range
+    return (images.float() - low) / (high - low)
+
+
+class ClassifierFeatures(nn.Module):
+    """The classifier's penultimate features of images given in `value_range`."""
+
+    def __init__(self, classifier: Classifier, value_range: tuple[float, float]):
+        super().__init__()
+        self.classifier = classifier.eval()
+        self.value_range = value_range
+        self.num_features = classifier.net.num_features
+
+    @torch.no_grad()
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.classifier.net.features(_to_unit(images, self.value_range))
+
+
+def _train_classifier(
+    datamodule: L.LightningDataModule, value_range, input_shape, epochs: int, seed: int
+) -> tuple[Classifier, float]:
+    """A plain loop (a nested Trainer would disturb the one running); returns test accuracy."""
+    torch.manual_seed(seed)
+    labels = torch.cat([batch[1] for batch in datamodule.test_dataloader()])
+    model = Classifier(input_shape, num_classes=int(labels.max()) + 1)
+    optimizer = model.configure_optimizers()
+    for _ in range(epochs):
+        model.train()
+        for batch in datamodule.train_dataloader():
+            loss = model.compute_losses((_to_unit(batch[0], value_range), batch[1]), "train")[
+                "loss"
+            ]
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    model.eval()
+    correct = total = 0
+    with torch.no_grad():
+        for images, targets in datamodule.test_dataloader():
+            correct += (model.net(_to_unit(images, value_range)).argmax(1) == targets).sum().item()
+            total += len(targets)
+    return model, correct / total
+
+
+def feature_classifier(
+    datamodule: L.LightningDataModule,
+    value_range: tuple[float, float],
+    input_shape,
+    cache_dir: Path,
+    epochs: int = 3,
+    seed: int = 0,
+) -> tuple[Classifier, float]:
+    """This dataset's cached classifier (trained, seeded, on first use) and its test accuracy."""
+    name = type(datamodule).__name__
+    key = f"{name}_{'x'.join(map(str, input_shape))}_e{epochs}_s{seed}"
+    path = Path(cache_dir) / "feature_classifiers" / f"{key}.pt"
+    if path.is_file():
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+        model = Classifier(input_shape, num_classes=saved["num_classes"])
+        model.load_state_dict(saved["state_dict"])
+        return model.eval(), saved["test_acc"]
+    start = time.perf_counter()
+    with torch.inference_mode(False), torch.enable_grad():
+        model, accuracy = _train_classifier(datamodule, value_range, input_shape, epochs, seed)
+    log.info(
+        "trained the FID feature classifier for %s in %.0f s: test accuracy %.4f",
+        name,
+        time.perf_counter() - start,
+        accuracy,
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    num_classes = model.net.head.out_features
+    state = {"state_dict": model.state_dict(), "num_classes": num_classes, "test_acc": accuracy}
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)
+    return model, accuracy
+
+
+class SampleQuality:
+    """Accumulates real and generated images over a test epoch; `compute` gives FID/KID + floors.
+
+    Each real batch is cut in two: the first half is the reference set, the second half is
+    scored against it as the floor, and as many generated images are scored as the generator.
+    Not an nn.Module on purpose: its feature network must not land in the model's checkpoint.
+    """
+
+    def __init__(self, features: nn.Module | int, device: torch.device):
+        from torchmetrics.image.fid import FrechetInceptionDistance
+        from torchmetrics.image.kid import KernelInceptionDistance
+
+        try:
+            self.metrics = {
+                name: metric_cls(feature=features, **kwargs).to(device)
+                for name, metric_cls, kwargs in (
+                    ("fid", FrechetInceptionDistance, {}),
+                    ("fid_floor", FrechetInceptionDistance, {}),
+                    ("kid", KernelInceptionDistance, {}),
+                    ("kid_floor", KernelInceptionDistance, {}),
+                )
+            }
+        except (ModuleNotFoundError, OSError, RuntimeError) as err:
+            raise GenlabError(
+                f"could not load Inception features for FID ({err}); they need torch-fidelity "
+                f"and its weights from the internet: use model.eval.features=classifier"
+            ) from None
+        self.count = 0
+
+    @staticmethod
+    def fakes_needed(batch_size: int) -> int:
+        """How many generated images to pass with a real batch of this size."""
+        return batch_size - batch_size // 2
+
+    def update(self, real: torch.Tensor, fake: torch.Tensor) -> None:
+        """`real`: a test batch; `fake`: `fakes_needed(len(real))` generated images."""
+        reference, held_out = real[: len(real) // 2], real[len(real) // 2 :]
+        for name, scored in (
+            ("fid", fake),
+            ("kid", fake),
+            ("fid_floor", held_out),
+            ("kid_floor", held_out),
+        ):
+            self.metrics[name].update(reference, real=True)
+            self.metrics[name].update(scored, real=False)
+        self.count += len(held_out)
+
+    def compute(self) -> dict[str, float]:
+        scores: dict[str, Any] = {}
+        for name, metric in self.metrics.items():
+            if name.startswith("kid"):
+                metric.subset_size = min(1000, self.count)
+                scores[name] = float(metric.compute()[0])
+            else:
+                scores[name] = float(metric.compute())
+        return scores

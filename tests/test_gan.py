@@ -1,0 +1,238 @@
+"""GANs: two optimizers stepped by hand, mixed precision, resumable state, FID/KID, sampling CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+
+import lightning as L
+import numpy as np
+import pytest
+import torch
+from conftest import run_cli
+from PIL import Image
+
+from genlab.data.digits import DigitsDataModule
+from genlab.data.image_folder import ImageFolderDataModule
+from genlab.errors import GenlabError
+from genlab.models.dcgan import DCGAN
+from genlab.models.gan import GAN
+from genlab.nn.dcgan import DCGANDiscriminator, DCGANGenerator
+
+
+def flat(module: torch.nn.Module) -> torch.Tensor:
+    return torch.cat([p.detach().flatten().clone() for p in module.parameters()])
+
+
+class RecordingGAN(GAN):
+    """Records which network each optimizer update changed."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.updates: list[tuple[str, bool, bool]] = []
+
+    def _update(self, optimizer, loss):
+        g0, d0 = flat(self.generator), flat(self.discriminator)
+        super()._update(optimizer, loss)
+        owner = (
+            "d"
+            if optimizer.optimizer.param_groups[0]["params"][0]
+            is next(self.discriminator.parameters())
+            else "g"
+        )
+        self.updates.append(
+            (
+                owner,
+                not torch.equal(g0, flat(self.generator)),
+                not torch.equal(d0, flat(self.discriminator)),
+            )
+        )
+
+
+def quick_trainer(tmp_path, **kwargs) -> L.Trainer:
+    options = dict(
+        max_epochs=1,
+        limit_train_batches=1,
+        limit_val_batches=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+        accelerator="cpu",
+    )
+    options.update(kwargs)
+    return L.Trainer(**options)
+
+
+def test_each_player_is_updated_by_its_own_optimizer_only(tmp_path):
+    torch.manual_seed(0)
+    model = RecordingGAN(input_shape=(1, 8, 8), latent_dim=16, discriminator_steps=2)
+    g_before, d_before = flat(model.generator), flat(model.discriminator)
+    quick_trainer(tmp_path).fit(model, datamodule=DigitsDataModule(batch_size=32))
+    # Per batch: two discriminator updates that leave the generator alone, then one generator
+    # update that leaves the discriminator alone.
+    assert model.updates == [("d", False, True), ("d", False, True), ("g", True, False)]
+    assert not torch.equal(g_before, flat(model.generator))
+    assert not torch.equal(d_before, flat(model.discriminator))
+    assert model.trainer.global_step == 3  # Lightning counts optimizer steps, not batches
+
+
+@pytest.mark.parametrize("model_class", [GAN, DCGAN])
+def test_cpu_bf16_mixed_trains(tmp_path, model_class):
+    torch.manual_seed(0)
+    model = model_class(input_shape=(1, 8, 8), latent_dim=16)
+    datamodule = DigitsDataModule(batch_size=16)
+    before = flat(model)
+    trainer = quick_trainer(tmp_path, precision="bf16-mixed", limit_train_batches=3)
+    trainer.fit(model, datamodule=datamodule)
+    assert math.isfinite(trainer.callback_metrics["train/loss_g"])
+    assert not torch.equal(before, flat(model))
+
+
+def test_checkpoint_resumes_with_both_optimizer_states(tmp_path):
+    torch.manual_seed(0)
+    datamodule = DigitsDataModule(batch_size=64)
+    trainer = quick_trainer(tmp_path, limit_train_batches=3, enable_checkpointing=True)
+    trainer.fit(GAN(input_shape=(1, 8, 8), latent_dim=16), datamodule=datamodule)
+    path = tmp_path / "gan.ckpt"
+    trainer.save_checkpoint(path)
+    saved = torch.load(path, weights_only=True)["optimizer_states"]
+    assert len(saved) == 2 and all(s["state"][0]["step"] == 3 for s in saved)
+
+    resumed = quick_trainer(tmp_path, max_epochs=2, limit_train_batches=3)
+    model = GAN(input_shape=(1, 8, 8), latent_dim=16)
+    resumed.fit(model, datamodule=datamodule, ckpt_path=path)
+    steps = [opt.state_dict()["state"][0]["step"] for opt in resumed.optimizers]
+    assert steps == [6, 6]  # both continued from 3: the states were restored, not restarted
+
+
+def test_dcgan_is_sized_from_the_image():
+    for side in (28, 32, 64):
+        generator = DCGANGenerator(100, (3, side, side), width=8)
+        images = generator(torch.randn(2, 100))
+        assert images.shape == (2, 3, side, side) and images.abs().max() <= 1
+        assert DCGANDiscriminator((3, side, side), width=8)(images).shape == (2,)
+    with pytest.raises(ValueError, match="4\\*2\\^k or 7\\*2\\^k"):
+        DCGANGenerator(100, (1, 30, 30))
+
+
+def test_datamodule_scales_to_the_models_value_range():
+    dm = DigitsDataModule(value_range=[-1, 1])
+    dm.setup()
+    images = dm.splits["train"].images
+    assert images.min() == -1 and images.max() == 1
+
+    trainer = L.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False)
+    auto = DigitsDataModule()
+    trainer.strategy.connect(GAN(input_shape=(1, 8, 8)))
+    auto.trainer = trainer
+    auto.setup()
+    assert auto.splits["val"].images.min() == -1
+
+
+def test_image_folder_resizes_crops_and_labels_by_subfolder(tmp_path):
+    rng = np.random.default_rng(0)
+    for folder in ("cats", "dogs"):
+        (tmp_path / folder).mkdir()
+        for i in range(10):
+            pixels = rng.integers(0, 255, size=(20 + i, 30, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(tmp_path / folder / f"{i}.png")
+    dm = ImageFolderDataModule(
+        str(tmp_path),
+        image_size=16,
+        batch_size=4,
+        num_workers=0,
+        val_fraction=0.1,
+        test_fraction=0.1,
+        value_range=[-1, 1],
+    )
+    dm.setup()
+    assert {k: len(v) for k, v in dm.splits.items()} == {"train": 16, "val": 2, "test": 2}
+    images, labels = next(iter(dm.train_dataloader()))
+    assert images.shape == (4, 3, 16, 16) and images.min() >= -1 and images.max() <= 1
+    assert set(dm.splits["train"].labels) == {0, 1}
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(GenlabError, match="no images"):
+        ImageFolderDataModule(str(tmp_path / "empty")).setup()
+
+
+def test_gan_run_reports_fid_kid_with_their_floor_and_caches_the_classifier(tmp_path):
+    env_cache = tmp_path / "cache"
+    run_dir = tmp_path / "run"
+    args = ["model=gan", "trainer.max_epochs=1", f"paths.cache_dir={env_cache}", "logger=none"]
+    result = run_cli(*args, f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    for key in ("test/fid", "test/fid_floor", "test/kid", "test/kid_floor"):
+        assert math.isfinite(metrics[key]), key
+    # One epoch of a GAN is far from the data: its FID must be well above the real-vs-real floor.
+    assert metrics["test/fid"] > 5 * metrics["test/fid_floor"]
+    assert metrics["test/feature_classifier_acc"] > 0.8
+    cached = list(env_cache.glob("feature_classifiers/*.pt"))
+    assert len(cached) == 1
+    stamp = cached[0].stat().st_mtime_ns
+
+    again = run_cli(*args, f"hydra.run.dir={tmp_path / 'run2'}", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert cached[0].stat().st_mtime_ns == stamp  # reused, not retrained
+    assert "trained the FID feature classifier" not in again.stdout + again.stderr
+
+    # genlab-generate: a seeded grid of 16 8x8 samples, 4 per row, padding 2 (upscaled: none).
+    out = tmp_path / "grid.png"
+    generated = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "genlab.generate",
+            f"run_dir={run_dir}",
+            "n=16",
+            "nrow=4",
+            f"out={out}",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert generated.returncode == 0, generated.stderr[-3000:]
+    assert Image.open(out).size == (4 * 10 + 2, 4 * 10 + 2)
+    first = np.asarray(Image.open(out)).copy()
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "genlab.generate",
+            f"run_dir={run_dir}",
+            "n=16",
+            "nrow=4",
+            f"out={out}",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    assert np.array_equal(first, np.asarray(Image.open(out)))  # same seed, same grid
+
+
+def test_generate_writes_a_vae_grid_and_refuses_models_that_cannot_sample(tmp_path):
+    for model in ("vae", "ae"):
+        run_dir = tmp_path / model
+        result = run_cli(
+            f"model={model}",
+            "trainer.max_epochs=1",
+            "logger=none",
+            f"hydra.run.dir={run_dir}",
+            cwd=tmp_path,
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        generated = subprocess.run(
+            [sys.executable, "-m", "genlab.generate", f"run_dir={run_dir}"],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+        )
+        if model == "vae":
+            assert generated.returncode == 0, generated.stderr[-3000:]
+            assert Image.open(run_dir / "samples.png").size == (8 * 10 + 2, 8 * 10 + 2)
+        else:
+            assert generated.returncode == 2 and "cannot sample" in generated.stderr
