@@ -74,8 +74,11 @@ def test_default_run_checkpoint_test_metrics_and_hparams(tmp_path):
     metrics = json.loads((run_dir / "metrics.json").read_text())
     checkpoint = torch.load(run_dir / "checkpoints" / "best.ckpt", weights_only=True)
     assert checkpoint["hyper_parameters"]["input_shape"] == [1, 8, 8]
-    scores = [state["best_model_score"] for state in checkpoint["callbacks"].values()
-              if "best_model_score" in state]
+    scores = [
+        state["best_model_score"]
+        for state in checkpoint["callbacks"].values()
+        if "best_model_score" in state
+    ]
     assert metrics["val/loss_best"] == pytest.approx(float(scores[0]))
     assert metrics["val/loss_best"] == min(metrics["val/loss"], metrics["val/loss_best"])
     model = VAE.load_from_checkpoint(run_dir / "checkpoints" / "best.ckpt", weights_only=True)

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
 from genlab.data.in_memory import resolve_value_range
+from genlab.data.splits import SplitDataModule
 from genlab.errors import GenlabError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
@@ -54,7 +54,7 @@ class ImageFiles(Dataset):
         return pixels * (self.high - self.low) + self.low, self.labels[index]
 
 
-class ImageFolderDataModule(L.LightningDataModule):
+class ImageFolderDataModule(SplitDataModule):
     """Images under `path` (searched recursively), split train/val/test by seeded fractions."""
 
     def __init__(
@@ -122,7 +122,7 @@ class ImageFolderDataModule(L.LightningDataModule):
                 value_range,
             )
 
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+    def loader(self, split: str, shuffle: bool) -> DataLoader:
         return DataLoader(
             self.splits[split],
             batch_size=self.batch_size,
@@ -131,12 +131,3 @@ class ImageFolderDataModule(L.LightningDataModule):
             persistent_workers=self.num_workers > 0,
             pin_memory=torch.cuda.is_available(),
         )
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)

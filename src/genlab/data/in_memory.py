@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from genlab.data.splits import SplitDataModule
 from genlab.errors import GenlabError
 
 Split = tuple[torch.Tensor, torch.Tensor]
@@ -62,7 +62,7 @@ def split_tensors(split: Split, sizes: Sequence[int], seed: int) -> list[Split]:
     return parts
 
 
-class InMemoryImageDataModule(L.LightningDataModule):
+class InMemoryImageDataModule(SplitDataModule):
     """Loads train/val/test once as float images of shape (N, *dims) in `value_range`.
 
     Subclasses implement `load_splits` (images in [0, 1]). `dims` comes from the config so that
@@ -106,16 +106,7 @@ class InMemoryImageDataModule(L.LightningDataModule):
                 images = images * (high - low) + low
             self.splits[name] = TensorBatches(images.contiguous(), labels)
 
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+    def loader(self, split: str, shuffle: bool) -> DataLoader:
         return DataLoader(
             self.splits[split], batch_size=self.batch_size, shuffle=shuffle, collate_fn=keep_batch
         )
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
