@@ -23,8 +23,18 @@ def user_errors_exit() -> Iterator[None]:
     """
     try:
         yield
-    except GenlabError as err:
-        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+    except Exception as err:
+        cause = find_user_error(err)
+        if cause is None or os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
-        print(f"genlab: error: {err}", file=sys.stderr, flush=True)
+        print(f"genlab: error: {cause}", file=sys.stderr, flush=True)
         raise SystemExit(EXIT_USER_ERROR) from None
+
+
+def find_user_error(err: BaseException | None) -> GenlabError | None:
+    """The GenlabError behind `err`, also when Hydra's instantiate wrapped it in its own error."""
+    while err is not None:
+        if isinstance(err, GenlabError):
+            return err
+        err = err.__cause__
+    return None

@@ -1,16 +1,22 @@
-"""genlab-generate: draw samples from a finished run's model and write them as an image grid.
+"""genlab-generate: samples from a finished run, or from a pretrained language model.
 
-    genlab-generate run_dir=outputs/dcgan_fashion_mnist/<run> [n=64] [out=samples.png] [seed=0]
-                    [ckpt_path=best|last|FILE] [nrow=8]
+Images (VAE, GAN, DCGAN runs): a seeded grid.
 
-Works for any run whose model can `sample` (VAE, GAN, DCGAN). `out` is relative to the current
-directory; by default the grid goes to <run_dir>/samples.png.
+    genlab-generate run_dir=<run> [n=64] [out=samples.png] [seed=0] [ckpt_path=best] [nrow=8]
+
+Text (GPT-2 runs, or any GPT-2 on the hub or on disk): the continuation of each prompt.
+
+    genlab-generate run_dir=<run> prompt="ROMEO:" [max_new_tokens=50] [do_sample=true]
+                    [temperature=0.8] [top_k=50] [top_p=0.95] [repetition_penalty=1.1]
+                    [num_return_sequences=1] [seed=0] [full_text=false]
+    genlab-generate model.pretrained=gpt2 prompt='["Hello,","The sky"]'
 """
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import torch
 from omegaconf import OmegaConf
@@ -18,7 +24,22 @@ from omegaconf import OmegaConf
 from genlab.errors import GenlabError, user_errors_exit
 from genlab.runs import load_run
 
-_ARGS = {"run_dir", "n", "out", "seed", "ckpt_path", "nrow"}
+_IMAGE_ARGS = {"run_dir", "n", "out", "seed", "ckpt_path", "nrow"}
+_TEXT_ARGS = {
+    "run_dir",
+    "model",
+    "prompt",
+    "seed",
+    "ckpt_path",
+    "full_text",
+    "max_new_tokens",
+    "do_sample",
+    "temperature",
+    "top_k",
+    "top_p",
+    "repetition_penalty",
+    "num_return_sequences",
+}
 
 
 def generate_grid(
@@ -37,7 +58,8 @@ def generate_grid(
     model, _, _ = load_run(run_dir, ckpt_path)
     if not hasattr(model, "sample"):
         raise GenlabError(
-            f"{type(model).__name__} cannot sample: genlab-generate needs a VAE or GAN run"
+            f"{type(model).__name__} cannot sample images: genlab-generate needs a VAE or GAN run "
+            f"(or prompt=... for a language model)"
         )
     samples = model.sample(n, generator=torch.Generator().manual_seed(seed))
     low, high = model.value_range
@@ -47,14 +69,57 @@ def generate_grid(
     return path
 
 
+def generate_text(
+    prompt: str | list[str],
+    run_dir: str | Path | None = None,
+    pretrained: str | None = None,
+    ckpt_path: str = "best",
+    seed: int = 0,
+    full_text: bool = False,
+    max_new_tokens: int = 50,
+    **generation: Any,
+) -> list[str]:
+    """Continuations of the prompt(s): `num_return_sequences` per prompt, prompt by prompt."""
+    from genlab.models.gpt2 import GPT2
+
+    prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+    if not prompts or not all(isinstance(p, str) and p for p in prompts):
+        raise GenlabError('prompt=...: give one non-empty prompt, or a list: prompt=\'["a","b"]\'')
+    if run_dir is not None:
+        model, _, _ = load_run(run_dir, ckpt_path)
+        if not hasattr(model, "generate_text"):
+            raise GenlabError(
+                f"{run_dir} is a {type(model).__name__} run: prompt= needs a GPT-2 run"
+            )
+    elif pretrained:
+        model = GPT2(pretrained=pretrained).eval()
+    else:
+        raise GenlabError("give run_dir=<a GPT-2 run> or model.pretrained=<hub name or directory>")
+    if torch.cuda.is_available():
+        model = model.cuda()
+    return model.generate_text(
+        prompts, max_new_tokens=max_new_tokens, seed=seed, full_text=full_text, **generation
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     args = OmegaConf.to_container(OmegaConf.from_cli(sys.argv[1:] if argv is None else argv))
     with user_errors_exit():
-        unknown = set(args) - _ARGS
+        if "prompt" in args:
+            unknown = set(args) - _TEXT_ARGS
+            if unknown:
+                raise GenlabError(f"unknown argument(s) for text: {sorted(unknown)}")
+            pretrained = (args.pop("model", None) or {}).get("pretrained")
+            texts = generate_text(pretrained=pretrained, **args)
+            for text in texts:
+                print(text if len(texts) == 1 else f"--- \n{text}")
+            return
+        unknown = set(args) - _IMAGE_ARGS
         if unknown or "run_dir" not in args:
             raise GenlabError(
                 "usage: genlab-generate run_dir=<run> [n=64] [out=FILE.png] [seed=0] "
-                "[ckpt_path=best] [nrow=8]" + (f"; unknown: {sorted(unknown)}" if unknown else "")
+                "[ckpt_path=best] [nrow=8], or prompt=... for text"
+                + (f"; unknown: {sorted(unknown)}" if unknown else "")
             )
         path = generate_grid(**args)
     print(f"wrote {path}")

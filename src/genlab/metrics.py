@@ -15,12 +15,12 @@ from omegaconf import DictConfig, OmegaConf
 def collect_metrics(trainer: L.Trainer) -> dict[str, float]:
     """Epoch-level metrics the trainer holds now (train/val after fit, test after test) as floats.
 
-    Names without a slash are progress-bar helpers, not metrics; `time/` is left to TensorBoard
-    so that two identical runs write identical files.
+    Only `train/`, `val/` and `test/` metrics: timings (`time/`) and learning rates stay in
+    TensorBoard, so that two identical runs write identical files.
     """
     metrics = {}
     for name, value in trainer.callback_metrics.items():
-        if "/" in name and not name.endswith("_step") and not name.startswith("time/"):
+        if name.startswith(("train/", "val/", "test/")) and not name.endswith("_step"):
             metrics[name] = float(value)
     checkpoint = trainer.checkpoint_callback
     if checkpoint is not None and checkpoint.monitor and checkpoint.best_model_score is not None:

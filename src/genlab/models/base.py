@@ -111,8 +111,14 @@ class GenlabModule(L.LightningModule):
         sums, count = self._epoch_sums.pop(stage)
         totals = torch.stack([*sums.values(), torch.tensor(float(count), device=self.device)])
         totals = self.trainer.strategy.reduce(totals, reduce_op="sum")
-        means = {f"{stage}/{name}": totals[i] / totals[-1] for i, name in enumerate(sums)}
+        means = {name: totals[i] / totals[-1] for i, name in enumerate(sums)}
+        means.update(self.derived_metrics(means))
+        means = {f"{stage}/{name}": value for name, value in means.items()}
         self.log_dict(means, on_step=False, on_epoch=True, prog_bar=stage == "val")
+
+    def derived_metrics(self, means: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Metrics computed from an epoch's means (perplexity = exp of the mean token loss)."""
+        return {}
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         return self._step(batch, "train")

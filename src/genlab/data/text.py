@@ -1,0 +1,161 @@
+"""Text for language models: tokenized once (cached on disk), cut into blocks, split in order."""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import urllib.request
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+
+from genlab.data.in_memory import TensorBatches, keep_batch
+from genlab.data.splits import SplitDataModule
+from genlab.errors import GenlabError
+from genlab.tokenizer import gpt2_tokenizer, tokenizer_key
+
+
+class TextDataModule(SplitDataModule):
+    """Local `.txt` files (a path or a glob) or, online, a Hugging Face `datasets` name.
+
+    The files are read in sorted order and joined with the end-of-text token, tokenized with the
+    model's tokenizer and cached as token ids in `cache_dir`, keyed by the text's and the
+    tokenizer's hashes. The stream is cut into `block_size` blocks (labels = inputs): the first
+    blocks train, the next `val_fraction` validate and the last `test_fraction` test, so the
+    splits never share text. With `url` set, a missing `path` is downloaded there once.
+    """
+
+    def __init__(
+        self,
+        path: str | None = None,
+        dataset: str | None = None,
+        dataset_config: str | None = None,
+        url: str | None = None,
+        tokenizer: str | None = None,
+        block_size: int = 128,
+        batch_size: int = 32,
+        val_fraction: float = 0.05,
+        test_fraction: float = 0.05,
+        cache_dir: str = ".cache/genlab",
+    ):
+        super().__init__()
+        if not path and not dataset:
+            raise GenlabError(
+                "data=text needs data.path=<file.txt or glob> or data.dataset=<HF name>"
+            )
+        if block_size < 1:
+            raise GenlabError(f"data.block_size={block_size}: must be a positive number of tokens")
+        self.path, self.dataset, self.dataset_config, self.url = path, dataset, dataset_config, url
+        self.tokenizer_name = tokenizer
+        self.block_size = block_size
+        self.batch_size = batch_size
+        self.fractions = (val_fraction, test_fraction)
+        self.cache_dir = Path(cache_dir)
+        self.splits: dict[str, TensorBatches] = {}
+
+    @property
+    def tokenizer(self):
+        return gpt2_tokenizer(self.tokenizer_name)
+
+    def prepare_data(self) -> None:
+        if self.path and self.url and not glob.glob(self.path):
+            self._download(Path(self.path))
+
+    def _download(self, target: Path) -> None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_suffix(target.suffix + ".part")
+        try:
+            urllib.request.urlretrieve(self.url, tmp)
+        except OSError as err:
+            raise GenlabError(
+                f"{target} is missing and downloading {self.url} failed ({err}); point "
+                f"data.path at a local copy, e.g. data.path=../shared/data/tinyshakespeare.txt"
+            ) from None
+        tmp.replace(target)
+
+    def _read_text(self) -> str:
+        if self.dataset:
+            return self._read_hf_dataset()
+        files = sorted(glob.glob(self.path))
+        if not files:
+            hint = " (or set data.url to download it)" if not self.url else ""
+            raise GenlabError(f"data.path={self.path}: no such file{hint}")
+        texts = []
+        for name in files:
+            try:
+                text = Path(name).read_text(encoding="utf-8")
+            except UnicodeDecodeError as err:
+                raise GenlabError(
+                    f"{name} is not UTF-8 text (byte {err.start}); convert it"
+                ) from None
+            if not text.strip():
+                raise GenlabError(f"{name} is empty: give a file with text in it")
+            texts.append(text)
+        return self.tokenizer.eos_token.join(texts)
+
+    def _read_hf_dataset(self) -> str:
+        try:
+            from datasets import load_dataset
+        except ImportError:
+            raise GenlabError(
+                "data.dataset needs the `datasets` package: pip install datasets"
+            ) from None
+        try:
+            splits = load_dataset(self.dataset, self.dataset_config)
+        except Exception as err:  # hub, network and format errors all end here
+            raise GenlabError(f"cannot load data.dataset={self.dataset}: {err}") from None
+        return "\n".join(
+            row["text"]
+            for name in ("train", "validation", "test")
+            if name in splits
+            for row in splits[name]
+        )
+
+    def token_ids(self) -> torch.Tensor:
+        """The whole corpus as token ids, from the cache when this text and tokenizer were seen."""
+        text = self._read_text()
+        tokenizer = self.tokenizer
+        digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+        path = self.cache_dir / "text_tokens" / f"{digest}_{tokenizer_key(tokenizer)}.pt"
+        if path.is_file():
+            return torch.load(path, weights_only=True)
+        ids = torch.tensor(tokenizer(text, verbose=False)["input_ids"], dtype=torch.int32)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        torch.save(ids, tmp)
+        tmp.replace(path)
+        return ids
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.splits:
+            return
+        module = self.trainer.lightning_module if self.trainer is not None else None
+        context = getattr(module, "context_length", None)
+        if context is not None and self.block_size > context:
+            raise GenlabError(
+                f"data.block_size={self.block_size} is larger than the model's context of "
+                f"{context} tokens (model.n_positions): lower it or enlarge the model"
+            )
+        ids = self.token_ids()
+        n_blocks = len(ids) // self.block_size
+        n_val, n_test = (max(1, int(n_blocks * f)) for f in self.fractions)
+        if n_blocks < n_val + n_test + 1:
+            raise GenlabError(
+                f"the text has {len(ids)} tokens: too short for train/val/test blocks of "
+                f"data.block_size={self.block_size}; give more text or a smaller block_size"
+            )
+        blocks = ids[: n_blocks * self.block_size].long().view(n_blocks, self.block_size)
+        n_train = n_blocks - n_val - n_test
+        bounds = {
+            "train": (0, n_train),
+            "val": (n_train, n_train + n_val),
+            "test": (n_train + n_val, n_blocks),
+        }
+        for name, (start, end) in bounds.items():
+            self.splits[name] = TensorBatches(blocks[start:end], blocks[start:end])
+
+    def loader(self, split: str, shuffle: bool) -> DataLoader:
+        return DataLoader(
+            self.splits[split], batch_size=self.batch_size, shuffle=shuffle, collate_fn=keep_batch
+        )

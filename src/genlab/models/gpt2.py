@@ -1,0 +1,164 @@
+"""GPT-2 language modelling around Hugging Face's `GPT2LMHeadModel`: fine-tune or from scratch."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from functools import partial
+
+import torch
+
+from genlab.errors import GenlabError
+from genlab.models.base import GenlabModule, OptimizerFactory
+from genlab.tokenizer import gpt2_tokenizer
+
+_DEFAULT_OPTIMIZER = partial(torch.optim.AdamW, lr=3e-4, betas=(0.9, 0.95))
+
+
+def warmup_cosine(step: int, warmup_steps: int, total_steps: int, min_ratio: float) -> float:
+    """LR multiplier: linear warm-up from 0 to 1, then cosine decay to `min_ratio`."""
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+class GPT2(GenlabModule):
+    """`pretrained`: a hub name or local directory for `from_pretrained`; None builds a GPT-2
+    from the size fields and trains it from scratch (the offline route).
+
+    Logs `loss` (mean cross-entropy per token, nats) and `ppl` = exp(loss) per stage. AdamW
+    decays matrices only (not biases or LayerNorm weights); the learning rate warms up linearly
+    for `warmup_steps`, then follows a cosine to `min_lr_ratio` of its peak at the last step
+    (`trainer.estimated_stepping_batches`, so `accumulate_grad_batches` is accounted for).
+    """
+
+    def __init__(
+        self,
+        pretrained: str | None = None,
+        n_layer: int = 4,
+        n_head: int = 4,
+        n_embd: int = 128,
+        n_positions: int = 256,
+        dropout: float = 0.1,
+        weight_decay: float = 0.1,
+        warmup_steps: int = 100,
+        min_lr_ratio: float = 0.1,
+        gradient_checkpointing: bool = False,
+        trust_remote_code: bool = False,
+        sample_prompts: Sequence[str] = (),
+        sample_max_new_tokens: int = 40,
+        optimizer: OptimizerFactory | None = None,
+    ):
+        super().__init__(optimizer or _DEFAULT_OPTIMIZER)
+        self.save_hyperparameters(ignore=["optimizer"])
+        self.pretrained = pretrained
+        self.tokenizer = gpt2_tokenizer(pretrained, trust_remote_code)
+        self.model = self._build(
+            pretrained, n_layer, n_head, n_embd, n_positions, dropout, trust_remote_code
+        )
+        self.model.config.loss_type = "ForCausalLM"  # the default; saying so silences a warning
+        if gradient_checkpointing:
+            self.model.gradient_checkpointing_enable()
+        self.weight_decay = weight_decay
+        self.warmup_steps = warmup_steps
+        self.min_lr_ratio = min_lr_ratio
+        self.sample_prompts = list(sample_prompts)
+        self.sample_max_new_tokens = sample_max_new_tokens
+
+    def _build(self, pretrained, n_layer, n_head, n_embd, n_positions, dropout, trust_remote_code):
+        from transformers import GPT2Config, GPT2LMHeadModel
+
+        if pretrained:
+            try:
+                return GPT2LMHeadModel.from_pretrained(
+                    pretrained, trust_remote_code=trust_remote_code
+                )
+            except (OSError, ValueError) as err:
+                raise GenlabError(
+                    f"cannot load model.pretrained={pretrained} ({err}); it needs internet, a "
+                    f"Hugging Face cache or a local directory. To train from scratch offline, use "
+                    f"model.pretrained=null (e.g. experiment=gpt2_shakespeare)"
+                ) from None
+        if n_embd % n_head:
+            raise GenlabError(f"model.n_embd={n_embd} must be divisible by model.n_head={n_head}")
+        config = GPT2Config(
+            vocab_size=len(self.tokenizer),
+            n_positions=n_positions,
+            n_embd=n_embd,
+            n_layer=n_layer,
+            n_head=n_head,
+            resid_pdrop=dropout,
+            embd_pdrop=dropout,
+            attn_pdrop=dropout,
+            bos_token_id=self.tokenizer.eos_token_id,
+            eos_token_id=self.tokenizer.eos_token_id,
+        )
+        return GPT2LMHeadModel(config)
+
+    @property
+    def context_length(self) -> int:
+        return self.model.config.n_positions
+
+    def compute_losses(self, batch, stage: str) -> dict[str, torch.Tensor]:
+        input_ids, labels = batch[0], batch[1]
+        return {"loss": self.model(input_ids=input_ids, labels=labels).loss}
+
+    def derived_metrics(self, means: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {"ppl": torch.exp(means["loss"])}
+
+    def configure_optimizers(self):
+        decay = [p for p in self.model.parameters() if p.requires_grad and p.dim() >= 2]
+        no_decay = [p for p in self.model.parameters() if p.requires_grad and p.dim() < 2]
+        optimizer = self.optimizer_factory(
+            [
+                {"params": decay, "weight_decay": self.weight_decay},
+                {"params": no_decay, "weight_decay": 0.0},
+            ]
+        )
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        schedule = partial(
+            warmup_cosine,
+            warmup_steps=min(self.warmup_steps, total),
+            total_steps=total,
+            min_ratio=self.min_lr_ratio,
+        )
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }
+
+    @torch.no_grad()
+    def generate_text(
+        self,
+        prompts: Sequence[str],
+        max_new_tokens: int = 40,
+        seed: int = 0,
+        full_text: bool = False,
+        **generation,
+    ) -> list[str]:
+        """Each prompt's continuation (batched, left-padded, with attention mask and KV cache).
+
+        `generation` takes `model.generate` options: do_sample, temperature, top_k, top_p,
+        repetition_penalty, num_return_sequences. Returns one text per returned sequence.
+        """
+        tokenizer = self.tokenizer
+        tokenizer.padding_side = "left"
+        encoded = tokenizer(list(prompts), return_tensors="pt", padding=True).to(self.device)
+        was_training = self.model.training
+        self.model.eval()
+        # Seeded sampling that leaves the training run's random state untouched.
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed)
+            output = self.model.generate(
+                **encoded,
+                max_new_tokens=max_new_tokens,
+                pad_token_id=tokenizer.eos_token_id,
+                use_cache=True,
+                **generation,
+            )
+        self.model.train(was_training)
+        start = 0 if full_text else encoded["input_ids"].shape[1]
+        return tokenizer.batch_decode(output[:, start:], skip_special_tokens=True)

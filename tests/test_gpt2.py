@@ -1,0 +1,227 @@
+"""GPT-2: offline tokenizer, text blocks, from_pretrained, perplexity, generation, HF export."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import json
+import math
+import subprocess
+import sys
+import threading
+
+import pytest
+import torch
+from conftest import run_cli
+
+from genlab.data.text import TextDataModule
+from genlab.errors import GenlabError
+from genlab.models.gpt2 import GPT2, warmup_cosine
+from genlab.tokenizer import gpt2_tokenizer
+
+TINY = [
+    "model=gpt2",
+    "data=text",
+    "model.n_layer=1",
+    "model.n_head=2",
+    "model.n_embd=32",
+    "model.n_positions=32",
+    "data.block_size=16",
+    "data.batch_size=8",
+    "logger=none",
+    "model.warmup_steps=5",
+]
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    words = ["the", "king", "shall", "speak", "to", "Romeo", "and", "Juliet", "of", "love"]
+    lines = [" ".join(words[(i * 7 + j) % 10] for j in range(9)) + "." for i in range(120)]
+    path = tmp_path / "corpus.txt"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+def test_offline_tokenizer_is_gpt2s_bpe():
+    tokenizer = gpt2_tokenizer()
+    ids = tokenizer("The transformer architecture is")["input_ids"]
+    assert ids == [464, 47385, 10959, 318]
+    assert tokenizer.decode(ids) == "The transformer architecture is"
+    assert len(tokenizer) == 50257 and tokenizer.pad_token_id == tokenizer.eos_token_id == 50256
+
+
+def test_blocks_cover_the_corpus_in_order_and_are_cached(corpus, tmp_path):
+    dm = TextDataModule(path=str(corpus), block_size=16, cache_dir=str(tmp_path / "cache"))
+    dm.setup()
+    ids = torch.tensor(gpt2_tokenizer()(corpus.read_text())["input_ids"])
+    blocks = torch.cat([dm.splits[name].images for name in ("train", "val", "test")])
+    n_blocks = len(ids) // 16
+    assert torch.equal(blocks.flatten(), ids[: n_blocks * 16])
+    for split in dm.splits.values():
+        assert torch.equal(split.images, split.labels)
+    cached = list((tmp_path / "cache" / "text_tokens").glob("*.pt"))
+    assert len(cached) == 1 and torch.equal(torch.load(cached[0]), ids.int())
+
+    corpus.write_text(corpus.read_text() + " More text.", encoding="utf-8")
+    TextDataModule(path=str(corpus), block_size=16, cache_dir=str(tmp_path / "cache")).setup()
+    assert len(list((tmp_path / "cache" / "text_tokens").glob("*.pt"))) == 2  # keyed by content
+
+
+def test_from_pretrained_loads_a_saved_model_and_its_tokenizer(tmp_path):
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    saved = GPT2LMHeadModel(GPT2Config(n_layer=1, n_head=2, n_embd=16, n_positions=32))
+    saved.save_pretrained(tmp_path / "tiny")
+    gpt2_tokenizer().save_pretrained(tmp_path / "tiny")
+    model = GPT2(pretrained=str(tmp_path / "tiny"))
+    assert model.context_length == 32
+    for (name, a), b in zip(
+        saved.state_dict().items(), model.model.state_dict().values(), strict=True
+    ):
+        assert torch.equal(a, b), name
+    with pytest.raises(GenlabError, match="model.pretrained=null"):
+        GPT2(pretrained=str(tmp_path / "missing"))
+
+
+def test_optimizer_groups_and_schedule():
+    model = GPT2(n_layer=1, n_head=2, n_embd=16, n_positions=32)
+
+    class Trainer:
+        estimated_stepping_batches = 100
+
+    model._trainer = Trainer()
+    config = model.configure_optimizers()
+    decay, no_decay = config["optimizer"].param_groups
+    assert decay["weight_decay"] == 0.1 and no_decay["weight_decay"] == 0.0
+    assert all(p.dim() >= 2 for p in decay["params"]) and all(
+        p.dim() == 1 for p in no_decay["params"]
+    )
+    assert len(decay["params"]) + len(no_decay["params"]) == len(list(model.parameters()))
+    assert warmup_cosine(0, 10, 100, 0.1) == pytest.approx(0.1)
+    assert warmup_cosine(9, 10, 100, 0.1) == pytest.approx(1.0)
+    assert warmup_cosine(100, 10, 100, 0.1) == pytest.approx(0.1)
+
+
+def test_train_export_and_generate_agree(corpus, tmp_path):
+    run_dir = tmp_path / "run"
+    result = run_cli(
+        *TINY,
+        f"data.path={corpus}",
+        "trainer.max_epochs=2",
+        f"paths.cache_dir={tmp_path / 'cache'}",
+        f"hydra.run.dir={run_dir}",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    for stage in ("train", "val", "test"):
+        assert metrics[f"{stage}/ppl"] == pytest.approx(
+            math.exp(metrics[f"{stage}/loss"]), rel=1e-5
+        )
+    assert metrics["val/loss"] < math.log(50257)  # it learned something
+
+    out = tmp_path / "hf"
+    exported = subprocess.run(
+        [sys.executable, "-m", "genlab.export", f"run_dir={run_dir}", f"out={out}"],
+        capture_output=True,
+        text=True,
+    )
+    assert exported.returncode == 0, exported.stderr[-3000:]
+    from transformers import AutoTokenizer, GPT2LMHeadModel
+
+    model = GPT2LMHeadModel.from_pretrained(out).eval()
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    prompt = "the king shall"
+    encoded = tokenizer(prompt, return_tensors="pt")
+    output = model.generate(
+        **encoded, max_new_tokens=12, do_sample=False, pad_token_id=tokenizer.eos_token_id
+    )
+    expected = tokenizer.decode(
+        output[0, encoded["input_ids"].shape[1] :], skip_special_tokens=True
+    )
+
+    generated = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "genlab.generate",
+            f"run_dir={run_dir}",
+            f"prompt={prompt}",
+            "max_new_tokens=12",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert generated.returncode == 0, generated.stderr[-3000:]
+    assert generated.stdout.rstrip("\n") == expected
+    assert expected.strip()  # a real continuation, not nothing
+
+    sampled = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "genlab.generate",
+            f"run_dir={run_dir}",
+            'prompt=["the king","Romeo"]',
+            "do_sample=true",
+            "top_k=5",
+            "num_return_sequences=2",
+            "max_new_tokens=5",
+            "seed=1",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert sampled.returncode == 0, sampled.stderr[-3000:]
+    assert sampled.stdout.count("--- ") == 4
+
+
+@pytest.mark.parametrize("case", ["empty", "too_short", "block_too_big", "not_utf8", "no_model"])
+def test_bad_text_inputs_get_one_clear_line(tmp_path, corpus, case):
+    path = tmp_path / "bad.txt"
+    args = [*TINY, f"data.path={path}"]
+    expected = {
+        "empty": "is empty",
+        "too_short": "too short",
+        "not_utf8": "not UTF-8",
+        "block_too_big": "larger than the model's context",
+        "no_model": "model.pretrained=null",
+    }
+    if case == "empty":
+        path.write_text("   \n")
+    elif case == "too_short":
+        path.write_text("Just a few words here.")
+    elif case == "not_utf8":
+        path.write_bytes(b"caf\xe9 au lait " * 50)
+    elif case == "block_too_big":
+        args = [*TINY, f"data.path={corpus}", "data.block_size=64"]
+    else:
+        args = [*TINY, f"data.path={corpus}", f"model.pretrained={tmp_path / 'no_such_model'}"]
+    result = run_cli(
+        *args,
+        f"paths.cache_dir={tmp_path / 'cache'}",
+        f"hydra.run.dir={tmp_path / 'r'}",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("genlab: error:")]
+    assert len(errors) == 1 and expected[case] in errors[0]
+
+
+def test_missing_corpus_is_downloaded_once_from_its_url(tmp_path, corpus):
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(corpus.parent))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        target = tmp_path / "data" / "shakespeare.txt"
+        url = f"http://127.0.0.1:{server.server_port}/{corpus.name}"
+        dm = TextDataModule(path=str(target), url=url, block_size=16, cache_dir=str(tmp_path / "c"))
+        dm.prepare_data()
+        assert target.read_text() == corpus.read_text()
+        bad = TextDataModule(path=str(tmp_path / "x.txt"), url=url + ".missing", block_size=16)
+        with pytest.raises(GenlabError, match="tinyshakespeare.txt"):
+            bad.prepare_data()
+    finally:
+        server.shutdown()
