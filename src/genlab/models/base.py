@@ -95,9 +95,10 @@ class GenlabModule(L.LightningModule):
             weighted = value.detach().float() * batch_size
             sums[name] = sums[name] + weighted if name in sums else weighted
         self._epoch_sums[stage] = (sums, count + batch_size)
+        if stage != "train":
+            return
         # Counted in batches, not optimizer steps: a GAN steps two optimizers per batch.
-        batches = self.trainer.fit_loop.total_batch_idx + 1
-        if stage == "train" and batches % self.trainer.log_every_n_steps == 0:
+        if (self.trainer.fit_loop.total_batch_idx + 1) % self.trainer.log_every_n_steps == 0:
             step_values = {f"train/{name}_step": value.detach() for name, value in values.items()}
             self.log_dict(step_values, on_step=True, on_epoch=False)
             progress = {
