@@ -225,3 +225,31 @@ def test_missing_corpus_is_downloaded_once_from_its_url(tmp_path, corpus):
             bad.prepare_data()
     finally:
         server.shutdown()
+
+
+def test_gradient_checkpointing_and_bf16_mixed_train(corpus, tmp_path):
+    import lightning as L
+
+    torch.manual_seed(0)
+    model = GPT2(
+        n_layer=2, n_head=2, n_embd=32, n_positions=32, gradient_checkpointing=True, warmup_steps=1
+    )
+    assert model.model.is_gradient_checkpointing
+    before = [p.detach().clone() for p in model.parameters()]
+    datamodule = TextDataModule(
+        path=str(corpus), block_size=16, batch_size=4, cache_dir=str(tmp_path / "cache")
+    )
+    trainer = L.Trainer(
+        max_epochs=1,
+        limit_train_batches=3,
+        limit_val_batches=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        precision="bf16-mixed",
+        accelerator="cpu",
+    )
+    trainer.fit(model, datamodule=datamodule)
+    assert math.isfinite(trainer.callback_metrics["val/loss"])
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
