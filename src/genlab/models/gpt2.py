@@ -57,7 +57,7 @@ class GPT2(GenlabModule):
         self.model = self._build(
             pretrained, n_layer, n_head, n_embd, n_positions, dropout, trust_remote_code
         )
-        self.model.config.loss_type = "ForCausalLM"  # the default; saying so silences a warning
+        self.model.loss_type = "ForCausalLM"  # the default; saying so silences a warning
         if gradient_checkpointing:
             self.model.gradient_checkpointing_enable()
         self.weight_decay = weight_decay
