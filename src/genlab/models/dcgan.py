@@ -7,13 +7,13 @@ from typing import Any
 
 from torch import nn
 
-from genlab.models.base import OptimizerFactory
 from genlab.models.gan import GAN
 from genlab.nn.dcgan import DCGANDiscriminator, DCGANGenerator
 
 
 class DCGAN(GAN):
-    """`generator_width` / `discriminator_width` are the tutorial's ngf / ndf (64)."""
+    """`generator_width` / `discriminator_width` are the tutorial's ngf / ndf (64); every other
+    option (steps, smoothing, clipping, optimizers, eval) is the GAN's."""
 
     def __init__(
         self,
@@ -21,24 +21,14 @@ class DCGAN(GAN):
         latent_dim: int = 100,
         generator_width: int = 64,
         discriminator_width: int = 64,
-        discriminator_steps: int = 1,
-        label_smoothing: float = 0.0,
-        gradient_clip_val: float | None = None,
-        generator_optimizer: OptimizerFactory | None = None,
-        discriminator_optimizer: OptimizerFactory | None = None,
-        eval: dict[str, Any] | None = None,
+        **gan_options: Any,
     ):
         super().__init__(
             input_shape,
             latent_dim,
             generator_dims=(generator_width,),
             discriminator_dims=(discriminator_width,),
-            discriminator_steps=discriminator_steps,
-            label_smoothing=label_smoothing,
-            gradient_clip_val=gradient_clip_val,
-            generator_optimizer=generator_optimizer,
-            discriminator_optimizer=discriminator_optimizer,
-            eval=eval,
+            **gan_options,
         )
 
     def build_networks(self, generator_dims, discriminator_dims) -> tuple[nn.Module, nn.Module]:
