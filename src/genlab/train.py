@@ -28,7 +28,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
     run_dir = Path(cfg.paths.output_dir)
     hydra_cfg = HydraConfig.get() if HydraConfig.initialized() else None
     overrides = list(hydra_cfg.overrides.task) if hydra_cfg else []
-    ckpt_path = _checkpoint_to_resume(cfg, run_dir, overrides)
+    ckpt_path = _checkpoint_to_resume(cfg, run_dir)
     print_config_tree(cfg)
     save_resolved_config(cfg, run_dir)
     record = RunRecord(cfg, run_dir, overrides)
@@ -46,7 +46,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
     return metrics
 
 
-def _checkpoint_to_resume(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> str | None:
+def _checkpoint_to_resume(cfg: DictConfig, run_dir: Path) -> str | None:
     """The checkpoint path, checked; resuming in a run directory needs that run's model and data."""
     if not cfg.ckpt_path:
         return None
