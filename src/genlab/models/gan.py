@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from genlab.errors import GenlabError
 from genlab.models.base import GenlabModule, OptimizerFactory
 from genlab.nn.gan import MLPDiscriminator, MLPGenerator
 from genlab.sample_quality import ClassifierFeatures, SampleQuality, feature_classifier
@@ -51,6 +52,8 @@ class GAN(GenlabModule):
         super().__init__()
         self.save_hyperparameters(ignore=["generator_optimizer", "discriminator_optimizer"])
         self.automatic_optimization = False
+        if discriminator_steps < 1:
+            raise GenlabError(f"model.discriminator_steps={discriminator_steps}: must be >= 1")
         self.input_shape = tuple(input_shape)
         self.latent_dim = latent_dim
         self.discriminator_steps = discriminator_steps
