@@ -22,6 +22,7 @@ import torch
 from omegaconf import OmegaConf
 
 from genlab.errors import GenlabError, user_errors_exit
+from genlab.images import to_unit_range
 from genlab.runs import load_run
 
 _IMAGE_ARGS = {"run_dir", "n", "out", "seed", "ckpt_path", "nrow"}
@@ -62,10 +63,11 @@ def generate_grid(
             f"(or prompt=... for a language model)"
         )
     samples = model.sample(n, generator=torch.Generator().manual_seed(seed))
-    low, high = model.value_range
     path = Path(out) if out else Path(run_dir) / "samples.png"
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_image(((samples.float() - low) / (high - low)).clamp(0, 1), path, nrow=nrow, pad_value=1.0)
+    save_image(
+        to_unit_range(samples, model.value_range).clamp(0, 1), path, nrow=nrow, pad_value=1.0
+    )
     return path
 
 

@@ -18,14 +18,10 @@ import torch
 from torch import nn
 
 from genlab.errors import GenlabError
+from genlab.images import to_unit_range
 from genlab.models.classifier import Classifier
 
 log = logging.getLogger(__name__)
-
-
-def _to_unit(images: torch.Tensor, value_range: tuple[float, float]) -> torch.Tensor:
-    low, high = value_range
-    return (images.float() - low) / (high - low)
 
 
 class ClassifierFeatures(nn.Module):
@@ -39,7 +35,7 @@ class ClassifierFeatures(nn.Module):
 
     @torch.no_grad()
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.classifier.net.features(_to_unit(images, self.value_range))
+        return self.classifier.net.features(to_unit_range(images, self.value_range))
 
 
 def _train_classifier(
@@ -47,13 +43,12 @@ def _train_classifier(
 ) -> tuple[Classifier, float]:
     """A plain loop (a nested Trainer would disturb the one running); returns test accuracy."""
     torch.manual_seed(seed)
-    labels = torch.cat([batch[1] for batch in datamodule.test_dataloader()])
-    model = Classifier(input_shape, num_classes=int(labels.max()) + 1)
+    model = Classifier(input_shape, num_classes=datamodule.num_classes)
     optimizer = model.configure_optimizers()
     for _ in range(epochs):
         model.train()
         for batch in datamodule.train_dataloader():
-            loss = model.compute_losses((_to_unit(batch[0], value_range), batch[1]), "train")[
+            loss = model.compute_losses((to_unit_range(batch[0], value_range), batch[1]), "train")[
                 "loss"
             ]
             optimizer.zero_grad()
@@ -63,7 +58,9 @@ def _train_classifier(
     correct = total = 0
     with torch.no_grad():
         for images, targets in datamodule.test_dataloader():
-            correct += (model.net(_to_unit(images, value_range)).argmax(1) == targets).sum().item()
+            correct += (
+                (model.net(to_unit_range(images, value_range)).argmax(1) == targets).sum().item()
+            )
             total += len(targets)
     return model, correct / total
 

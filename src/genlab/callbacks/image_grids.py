@@ -6,6 +6,8 @@ import lightning as L
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 
+from genlab.images import to_unit_range
+
 
 def _enlarge(images: torch.Tensor, min_size: int = 32) -> torch.Tensor:
     """Nearest-neighbour upscale of tiny images (8x8 digits) so TensorBoard shows them legibly."""
@@ -44,9 +46,9 @@ class ImageGrids(L.Callback):
 
         step = trainer.global_step
         with torch.no_grad():
+            value_range = getattr(pl_module, "value_range", (0.0, 1.0))
             for tag, images, nrow in self._grids(trainer, pl_module):
-                low, high = getattr(pl_module, "value_range", (0.0, 1.0))
-                images = _enlarge(((images.float().cpu() - low) / (high - low)).clamp(0, 1))
+                images = _enlarge(to_unit_range(images.cpu(), value_range).clamp(0, 1))
                 grid = make_grid(images, nrow=nrow, pad_value=1.0)
                 logger.experiment.add_image(f"images/{tag}", grid, step)
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from genlab.data.in_memory import resolve_value_range
 from genlab.data.splits import SplitDataModule
 from genlab.errors import GenlabError
+from genlab.images import from_unit_range, resolve_value_range
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
 
@@ -30,7 +30,7 @@ class ImageFiles(Dataset):
 
         self.files, self.labels = files, labels
         self.mode = "L" if channels == 1 else "RGB"
-        self.low, self.high = value_range
+        self.value_range = value_range
         self.transform = transforms.Compose(
             [
                 transforms.Resize(image_size),
@@ -51,7 +51,7 @@ class ImageFiles(Dataset):
                 pixels = self.transform(image.convert(self.mode))
         except OSError as err:
             raise GenlabError(f"cannot decode image {path}: {err}; remove or replace it") from None
-        return pixels * (self.high - self.low) + self.low, self.labels[index]
+        return from_unit_range(pixels, self.value_range), self.labels[index]
 
 
 class ImageFolderDataModule(SplitDataModule):
@@ -95,6 +95,7 @@ class ImageFolderDataModule(SplitDataModule):
             {p.relative_to(self.path).parts[0] for p in files if p.parent != self.path}
         )
         index = {name: i for i, name in enumerate(classes)}
+        self.num_classes = max(1, len(classes))
         labels = [index.get(p.relative_to(self.path).parts[0], 0) for p in files]
         return files, labels
 

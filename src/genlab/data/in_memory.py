@@ -9,6 +9,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from genlab.data.splits import SplitDataModule
 from genlab.errors import GenlabError
+from genlab.images import from_unit_range, resolve_value_range
 
 Split = tuple[torch.Tensor, torch.Tensor]
 
@@ -39,15 +40,6 @@ class TensorBatches(Dataset):
 def keep_batch(batch: Split) -> Split:
     """collate_fn for `TensorBatches`: the fetched batch is already stacked."""
     return batch
-
-
-def resolve_value_range(value_range: str | Sequence[float], trainer) -> tuple[float, float]:
-    """A fixed [low, high], or with "auto" the `value_range` of the model being trained."""
-    if value_range == "auto":
-        module = trainer.lightning_module if trainer is not None else None
-        value_range = getattr(module, "value_range", (0.0, 1.0))
-    low, high = value_range
-    return float(low), float(high)
 
 
 def split_tensors(split: Split, sizes: Sequence[int], seed: int) -> list[Split]:
@@ -85,6 +77,10 @@ class InMemoryImageDataModule(SplitDataModule):
         self.value_range = value_range
         self.splits: dict[str, TensorBatches] = {}
 
+    @property
+    def num_classes(self) -> int:
+        return int(self.splits["train"].labels.max()) + 1
+
     def target_range(self) -> tuple[float, float]:
         return resolve_value_range(self.value_range, self.trainer)
 
@@ -102,8 +98,7 @@ class InMemoryImageDataModule(SplitDataModule):
                     f"data.dims={list(self.dims)} but the {name} images have shape "
                     f"{list(images.shape[1:])}: set data.dims to match"
                 )
-            if (low, high) != (0.0, 1.0):
-                images = images * (high - low) + low
+            images = from_unit_range(images, (low, high))
             self.splits[name] = TensorBatches(images.contiguous(), labels)
 
     def loader(self, split: str, shuffle: bool) -> DataLoader:
