@@ -14,9 +14,13 @@ import pytest
 import torch
 from conftest import run_cli
 
+from genlab.attention_maps import plot_attention
 from genlab.data.text import TextDataModule
 from genlab.errors import GenlabError
-from genlab.models.gpt2 import GPT2, warmup_cosine
+from genlab.inspect_attention import write_attention
+from genlab.models.gpt2 import GPT2
+from genlab.models.schedules import warmup_cosine
+from genlab.runs import load_run
 from genlab.tokenizer import gpt2_tokenizer
 
 TINY = [
@@ -80,6 +84,13 @@ def test_from_pretrained_loads_a_saved_model_and_its_tokenizer(tmp_path):
         saved.state_dict().items(), model.model.state_dict().values(), strict=True
     ):
         assert torch.equal(a, b), name
+    paths = write_attention(
+        pretrained=str(tmp_path / "tiny"), text="The king", out=tmp_path / "a.png"
+    )
+    assert [p.name for p in paths] == ["a_self.png"]
+    (attention,) = model.attention_maps("The king is dead")
+    assert attention.key_labels == ["The", "Ġking", "Ġis", "Ġdead"]
+    assert attention.weights.shape == (1, 2, 4, 4)
     with pytest.raises(GenlabError, match="model.pretrained=null"):
         GPT2(pretrained=str(tmp_path / "missing"))
 
@@ -175,6 +186,21 @@ def test_train_export_and_generate_agree(corpus, tmp_path):
     )
     assert sampled.returncode == 0, sampled.stderr[-3000:]
     assert sampled.stdout.count("--- ") == 4
+
+    # genlab-attention without text=: the first test block's first 32 tokens.
+    paths = write_attention(run_dir=run_dir, out=tmp_path / "att.png")
+    assert [p.name for p in paths] == ["att_self.png"] and paths[0].stat().st_size > 10_000
+    model, datamodule, _ = load_run(run_dir)
+    (attention,) = model.attention_maps(**datamodule.example("test"))
+    assert attention.weights.shape == (1, 2, 16, 16)  # layers, heads, tokens (one block of 16)
+    first_block = datamodule.splits["test"].images[0].tolist()
+    assert attention.query_labels == gpt2_tokenizer().convert_ids_to_tokens(first_block)
+    above = torch.ones(16, 16, dtype=torch.bool).triu(1)
+    assert torch.all(attention.weights[..., above] == 0)  # causal
+    figure = plot_attention(attention)
+    assert len(figure.axes) == 2
+    labels = [t.get_text() for t in figure.axes[1].get_yticklabels()]
+    assert labels == [t.replace("Ġ", "·").replace("Ċ", "\\n") for t in attention.query_labels]
 
 
 @pytest.mark.parametrize("case", ["empty", "too_short", "block_too_big", "not_utf8", "no_model"])

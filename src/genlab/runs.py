@@ -52,6 +52,9 @@ def load_run(
     datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
     model = hydra.utils.instantiate(cfg.model, _convert_="all")
     state = torch.load(path, map_location="cpu", weights_only=True)
+    # As Lightning does: the hook first (a seq2seq model builds its network from the
+    # vocabularies stored there), then the weights.
+    model.on_load_checkpoint(state)
     model.load_state_dict(state["state_dict"])
     model.eval()
     return model, datamodule, cfg

@@ -46,3 +46,18 @@ def tokenizer_key(tokenizer) -> str:
     """A short hash that changes whenever the tokenizer would produce different ids."""
     vocab = json.dumps(sorted(tokenizer.get_vocab().items()), separators=(",", ":"))
     return hashlib.sha256(f"{type(tokenizer).__name__}:{vocab}".encode()).hexdigest()[:16]
+
+
+@functools.lru_cache(maxsize=4)
+def seq2seq_tokenizer(pretrained: str, trust_remote_code: bool = False):
+    """A pretrained translation model's tokenizer (hub name or local directory)."""
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(pretrained, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as err:
+        raise GenlabError(
+            f"cannot load the tokenizer of model.pretrained={pretrained} ({err}); it needs "
+            f"internet, a Hugging Face cache or a local directory. Offline, use "
+            f"model.pretrained=null to train genlab's own Transformer"
+        ) from None

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import lightning as L
 import torch
-from lightning.pytorch.loggers import TensorBoardLogger
 
+from genlab.callbacks.tensorboard import tensorboard_logger
 from genlab.images import to_unit_range
 
 
@@ -34,13 +34,9 @@ class ImageGrids(L.Callback):
         self.seed = seed
         self._inputs: torch.Tensor | None = None
 
-    @staticmethod
-    def _tensorboard(trainer: L.Trainer) -> TensorBoardLogger | None:
-        return next((lg for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)), None)
-
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        logger = self._tensorboard(trainer)
-        if logger is None or trainer.sanity_checking or not trainer.is_global_zero:
+        logger = tensorboard_logger(trainer)
+        if logger is None:
             return
         from torchvision.utils import make_grid
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import lightning as L
-from lightning.pytorch.loggers import TensorBoardLogger
+
+from genlab.callbacks.tensorboard import tensorboard_logger
 
 
 class TextSamples(L.Callback):
@@ -11,8 +12,8 @@ class TextSamples(L.Callback):
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         prompts = getattr(pl_module, "sample_prompts", None)
-        logger = next((lg for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)), None)
-        if not prompts or logger is None or trainer.sanity_checking or not trainer.is_global_zero:
+        logger = tensorboard_logger(trainer)
+        if not prompts or logger is None:
             return
         # Seeded top-k sampling: greedy decoding of a young model repeats one token.
         texts = pl_module.generate_text(

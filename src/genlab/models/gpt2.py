@@ -2,25 +2,18 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from functools import partial
 
 import torch
 
+from genlab.attention_maps import AttentionMap, hf_attentions
 from genlab.errors import GenlabError
 from genlab.models.base import GenlabModule, OptimizerFactory
+from genlab.models.schedules import decayed_warmup_cosine
 from genlab.tokenizer import gpt2_tokenizer
 
 _DEFAULT_OPTIMIZER = partial(torch.optim.AdamW, lr=3e-4, betas=(0.9, 0.95))
-
-
-def warmup_cosine(step: int, warmup_steps: int, total_steps: int, min_ratio: float) -> float:
-    """LR multiplier: linear warm-up from 0 to 1, then cosine decay to `min_ratio`."""
-    if step < warmup_steps:
-        return (step + 1) / warmup_steps
-    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
-    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
 class GPT2(GenlabModule):
@@ -71,9 +64,10 @@ class GPT2(GenlabModule):
 
         if pretrained:
             try:
+                # from_pretrained returns eval mode; Lightning keeps modes: dropout would be off.
                 return GPT2LMHeadModel.from_pretrained(
                     pretrained, trust_remote_code=trust_remote_code
-                )
+                ).train()
             except (OSError, ValueError) as err:
                 raise GenlabError(
                     f"cannot load model.pretrained={pretrained} ({err}); it needs internet, a "
@@ -108,26 +102,14 @@ class GPT2(GenlabModule):
         return {"ppl": torch.exp(means["loss"])}
 
     def configure_optimizers(self):
-        decay = [p for p in self.model.parameters() if p.requires_grad and p.dim() >= 2]
-        no_decay = [p for p in self.model.parameters() if p.requires_grad and p.dim() < 2]
-        optimizer = self.optimizer_factory(
-            [
-                {"params": decay, "weight_decay": self.weight_decay},
-                {"params": no_decay, "weight_decay": 0.0},
-            ]
+        return decayed_warmup_cosine(
+            self,
+            self.model,
+            self.optimizer_factory,
+            self.weight_decay,
+            self.warmup_steps,
+            self.min_lr_ratio,
         )
-        total = max(1, int(self.trainer.estimated_stepping_batches))
-        schedule = partial(
-            warmup_cosine,
-            warmup_steps=min(self.warmup_steps, total),
-            total_steps=total,
-            min_ratio=self.min_lr_ratio,
-        )
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
-        }
 
     @torch.no_grad()
     def generate_text(
@@ -162,3 +144,17 @@ class GPT2(GenlabModule):
         self.model.train(was_training)
         start = 0 if full_text else encoded["input_ids"].shape[1]
         return tokenizer.batch_decode(output[:, start:], skip_special_tokens=True)
+
+    @torch.no_grad()
+    def attention_maps(self, text: str) -> list[AttentionMap]:
+        """Causal self-attention of every layer and head over `text` (up to the context)."""
+        ids = self.tokenizer(text)["input_ids"][: self.context_length]
+        if not ids:
+            raise GenlabError("text= is empty: give some text to draw attention over")
+        was_training = self.model.training
+        self.model.eval()
+        output = hf_attentions(self.model, input_ids=torch.tensor([ids], device=self.device))
+        self.model.train(was_training)
+        labels = self.tokenizer.convert_ids_to_tokens(ids)
+        weights = torch.stack(output["attentions"])[:, 0]
+        return [AttentionMap("self", "GPT-2 self-attention (causal)", weights, labels, labels)]
