@@ -16,6 +16,7 @@ from genlab.data.number_words import number_pairs, number_to_words
 from genlab.data.translation import TranslationDataModule, read_pairs
 from genlab.data.vocabulary import Vocabulary
 from genlab.errors import GenlabError
+from genlab.generate import generate_text
 from genlab.inspect_attention import write_attention
 from genlab.models.seq2seq import Seq2Seq
 from genlab.runs import load_run
@@ -144,6 +145,9 @@ def test_numbers_run_learns_and_reports_exact_match_and_bleu(numbers_run):
     translations = model.translate(list(sources))
     exact = sum(t == r for t, r in zip(translations, targets, strict=True)) / len(targets)
     assert exact == pytest.approx(metrics["test/exact_match"], abs=1e-6)
+
+    # genlab-generate prompt=... on a seq2seq run translates.
+    assert generate_text(list(sources[:5]), run_dir=numbers_run) == translations[:5]
 
     other = Vocabulary(["a", "b"], "word")
     with pytest.raises(GenlabError, match="other vocabularies"):

@@ -4,7 +4,8 @@ Images (VAE, GAN, DCGAN runs): a seeded grid.
 
     genlab-generate run_dir=<run> [n=64] [out=samples.png] [seed=0] [ckpt_path=best] [nrow=8]
 
-Text (GPT-2 runs, or any GPT-2 on the hub or on disk): the continuation of each prompt.
+Text (GPT-2 runs, or any GPT-2 on the hub or on disk): the continuation of each prompt; for a
+seq2seq run, the greedy translation of each prompt.
 
     genlab-generate run_dir=<run> prompt="ROMEO:" [max_new_tokens=50] [do_sample=true]
                     [temperature=0.8] [top_k=50] [top_p=0.95] [repetition_penalty=1.1]
@@ -89,9 +90,11 @@ def generate_text(
         raise GenlabError('prompt=...: give one non-empty prompt, or a list: prompt=\'["a","b"]\'')
     if run_dir is not None:
         model, _, _ = load_run(run_dir, ckpt_path)
+        if hasattr(model, "translate"):
+            return model.translate(prompts)  # a seq2seq run: greedy translations
         if not hasattr(model, "generate_text"):
             raise GenlabError(
-                f"{run_dir} is a {type(model).__name__} run: prompt= needs a GPT-2 run"
+                f"{run_dir} is a {type(model).__name__} run: prompt= needs a GPT-2 or seq2seq run"
             )
     elif pretrained:
         model = GPT2(pretrained=pretrained).eval()

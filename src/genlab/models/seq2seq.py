@@ -17,6 +17,15 @@ from genlab.models.schedules import decayed_warmup_cosine
 from genlab.nn.transformer import Transformer
 
 _DEFAULT_OPTIMIZER = partial(torch.optim.AdamW, lr=5e-4, betas=(0.9, 0.98))
+_TRANSFORMER_SIZES = (
+    "d_model",
+    "n_heads",
+    "n_encoder_layers",
+    "n_decoder_layers",
+    "d_ff",
+    "dropout",
+    "max_len",
+)
 
 
 def shift_right(target: torch.Tensor, start_id: int) -> torch.Tensor:
@@ -35,6 +44,9 @@ class Seq2Seq(GenlabModule):
     right); test adds `bleu` (sacrebleu, corpus level; characters for character-level targets).
     Token metrics are per-batch token means, averaged over sentences.
     """
+
+    # Special ids of genlab's vocabularies; a pretrained model replaces them with its own.
+    pad_id, start_id, eos_id = Vocabulary.pad_id, Vocabulary.bos_id, Vocabulary.eos_id
 
     def __init__(
         self,
@@ -102,25 +114,9 @@ class Seq2Seq(GenlabModule):
                     "resume or test it with the run's own data config"
                 )
             return
-        h = self.hparams
-        self.net = Transformer(
-            len(source),
-            len(target),
-            h.d_model,
-            h.n_heads,
-            h.n_encoder_layers,
-            h.n_decoder_layers,
-            h.d_ff,
-            h.dropout,
-            h.max_len,
-            Vocabulary.pad_id,
-        )
+        sizes = {key: self.hparams[key] for key in _TRANSFORMER_SIZES}
+        self.net = Transformer(len(source), len(target), pad_id=Vocabulary.pad_id, **sizes)
         self.vocabularies = (source, target)
-        self.pad_id, self.start_id, self.eos_id = (
-            Vocabulary.pad_id,
-            Vocabulary.bos_id,
-            Vocabulary.eos_id,
-        )
 
     def configure_model(self) -> None:
         if self.hf is not None or self.net is not None:
