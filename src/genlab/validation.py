@@ -139,7 +139,10 @@ def config_errors(cfg: DictConfig, run_dir: Path) -> list[str]:
     errors += block_size_errors(tree.get("model") or {}, tree.get("data") or {})
     errors += run_dir_errors(cfg, run_dir)
     if cfg.get("ckpt_path"):
-        target = (tree.get("model") or {}).get("_target_")
+        # Resuming in the run's own directory: train.py compares the whole model and data
+        # configs with the run's and quotes its overrides, which says more than the class.
+        resuming_here = cfg.get("train") and (run_dir / "config.yaml").is_file()
+        target = None if resuming_here else (tree.get("model") or {}).get("_target_")
         errors += checkpoint_errors(cfg.ckpt_path, run_dir, target)
     return errors
 
