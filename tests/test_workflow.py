@@ -66,7 +66,10 @@ def test_a_failing_job_is_recorded_and_the_others_run(tmp_path):
         "model.latent_dim=-1": "failed",
         "model.latent_dim=3": "completed",
     }
-    assert "negative dimension" in read_json(sweep / "1" / "run.json")["error"]
+    assert (
+        "model.latent_dim=-1: must be a positive integer"
+        in read_json(sweep / "1" / "run.json")["error"]
+    )
 
 
 def test_optuna_preset_runs_trials_and_finds_a_finite_best(tmp_path):

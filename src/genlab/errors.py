@@ -3,13 +3,50 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 
 class GenlabError(Exception):
-    """A problem the user can fix (missing data, bad value); the message says how."""
+    """A problem the user can fix (missing data, bad value); the message says how.
+
+    A message of several lines reports several problems: each becomes its own error line.
+    """
+
+
+DIVERGENCE_HINT = "Lower the learning rate or clip gradients (trainer.gradient_clip_val)"
+
+
+class TrainingDiverged(GenlabError):
+    """A loss (or a weight) became NaN or infinite: training stops before it reaches a checkpoint.
+
+    `last_checkpoint` is filled in by the SafeStop callback, which knows where checkpoints go.
+    """
+
+    def __init__(self, what: str, value: float | str, step: int, epoch: int, hint: str):
+        super().__init__(what, value, step, epoch, hint)
+        self.what, self.value, self.step, self.epoch, self.hint = what, value, step, epoch, hint
+        self.last_checkpoint: str | None = None
+
+    def __str__(self) -> str:
+        kept = (
+            f"last good checkpoint: {self.last_checkpoint}"
+            if self.last_checkpoint
+            else "no checkpoint was saved before it"
+        )
+        return (
+            f"{self.what} became {self.value} at step {self.step} (epoch {self.epoch}); training "
+            f"stopped, {kept}. {self.hint}"
+        )
+
+
+class RunInterrupted(SystemExit):
+    """SIGINT or SIGTERM stopped the run; exits with 128 + the signal number, like a shell.
+
+    A SystemExit, not an Exception: a preempted sweep must stop, not go on to its next job.
+    """
 
 
 EXIT_USER_ERROR = 2
@@ -27,8 +64,19 @@ def user_errors_exit() -> Iterator[None]:
         cause = find_user_error(err)
         if cause is None or os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
-        print(f"genlab: error: {cause}", file=sys.stderr, flush=True)
+        for line in error_lines(cause):
+            print(f"genlab: error: {line}", file=sys.stderr, flush=True)
         raise SystemExit(EXIT_USER_ERROR) from None
+
+
+def error_lines(err: GenlabError) -> list[str]:
+    """The message's lines. A DataLoader worker re-raises its error with the worker's traceback
+    in the message: only that traceback's last line (the original message) is kept."""
+    text = str(err)
+    if "\nOriginal Traceback" in text:
+        last = text.rstrip().splitlines()[-1]
+        text = re.sub(r"^[\w.]+: ", "", last)
+    return [line for line in text.splitlines() if line.strip()]
 
 
 def find_user_error(err: BaseException | None) -> GenlabError | None:

@@ -28,11 +28,21 @@ def collect_metrics(trainer: L.Trainer) -> dict[str, float]:
     return metrics
 
 
-def write_metrics(trainer: L.Trainer, run_dir: Path, metrics: dict[str, float]) -> None:
-    """Write metrics.json (rank 0): one flat object, keys sorted, NaN/inf as null."""
+def write_metrics(
+    trainer: L.Trainer, run_dir: Path, metrics: dict[str, float], status: str | None = None
+) -> None:
+    """Write metrics.json (rank 0): one flat object, keys sorted, NaN/inf as null.
+
+    A run that stopped early (`status` "interrupted" or "diverged") says so in a `status` key,
+    next to the metrics it reached; a finished run's file holds metrics only.
+    """
     if not trainer.is_global_zero:
         return
-    clean = {k: (v if math.isfinite(v) else None) for k, v in sorted(metrics.items())}
+    clean: dict[str, float | str | None] = {
+        k: (v if math.isfinite(v) else None) for k, v in sorted(metrics.items())
+    }
+    if status is not None:
+        clean["status"] = status
     path = Path(run_dir) / "metrics.json"
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(clean, indent=2) + "\n")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import hydra
@@ -24,6 +25,28 @@ def resolve_checkpoint(ckpt_path: str, run_dir: Path) -> Path:
             f"'last' / 'best' together with run_dir=<a run directory that has checkpoints/>"
         )
     return path
+
+
+# What a training run writes into its directory (Hydra's own .hydra/ and train.log aside).
+RUN_OUTPUTS = (
+    "checkpoints",
+    "tensorboard",
+    "csv",
+    "config.yaml",
+    "run.json",
+    "metrics.json",
+    "eval_metrics.json",
+)
+
+
+def clear_run_outputs(run_dir: Path) -> None:
+    """Delete what an earlier run left in `run_dir` (overwrite=true), so nothing of it mixes in."""
+    for name in RUN_OUTPUTS:
+        path = Path(run_dir) / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
 
 
 def run_dir_of(checkpoint: Path) -> Path:

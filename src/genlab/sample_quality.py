@@ -17,6 +17,7 @@ import lightning as L
 import torch
 from torch import nn
 
+from genlab.cache import load_cached, save_cached
 from genlab.errors import GenlabError
 from genlab.images import to_unit_range
 from genlab.models.classifier import Classifier
@@ -77,8 +78,8 @@ def feature_classifier(
     name = type(datamodule).__name__
     key = f"{name}_{'x'.join(map(str, input_shape))}_e{epochs}_s{seed}"
     path = Path(cache_dir) / "feature_classifiers" / f"{key}.pt"
-    if path.is_file():
-        saved = torch.load(path, map_location="cpu", weights_only=True)
+    saved = load_cached(path)
+    if saved is not None:
         model = Classifier(input_shape, num_classes=saved["num_classes"])
         model.load_state_dict(saved["state_dict"])
         return model.eval(), saved["test_acc"]
@@ -91,12 +92,9 @@ def feature_classifier(
         time.perf_counter() - start,
         accuracy,
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
     num_classes = model.net.head.out_features
     state = {"state_dict": model.state_dict(), "num_classes": num_classes, "test_acc": accuracy}
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    tmp.replace(path)
+    save_cached(state, path)
     return model, accuracy
 
 

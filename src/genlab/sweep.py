@@ -29,6 +29,7 @@ def _rows(sweep_dir: Path) -> list[dict[str, Any]]:
         record = read_record(run_dir) or {}
         metrics_path = run_dir / "metrics.json"
         metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+        metrics.pop("status", None)  # a run that stopped early says so in run.json as well
         rows.append(
             {
                 "job": record.get("job_num", run_dir.name),

@@ -6,6 +6,7 @@ From Python, `genlab.train(["model=ae", "trainer.max_epochs=3"])` runs the same 
 
 from __future__ import annotations
 
+import signal
 import sys
 import types
 from pathlib import Path
@@ -14,13 +15,17 @@ import hydra
 import lightning as L
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
+from genlab.callbacks.checkpoint import AtomicCheckpointIO
+from genlab.callbacks.safe_stop import SafeStop
 from genlab.config import CONFIG_PATH, instantiate_all, print_config_tree, save_resolved_config
-from genlab.errors import GenlabError, user_errors_exit
+from genlab.errors import GenlabError, RunInterrupted, TrainingDiverged, user_errors_exit
 from genlab.metrics import collect_metrics, log_hparams, write_metrics
 from genlab.run_record import RunRecord, read_record
-from genlab.runs import load_config, resolve_checkpoint
+from genlab.runs import clear_run_outputs, load_config, resolve_checkpoint
+from genlab.validation import check_checkpoint_fits, validate
 
 
 def run(cfg: DictConfig) -> dict[str, float]:
@@ -28,7 +33,10 @@ def run(cfg: DictConfig) -> dict[str, float]:
     run_dir = Path(cfg.paths.output_dir)
     hydra_cfg = HydraConfig.get() if HydraConfig.initialized() else None
     overrides = list(hydra_cfg.overrides.task) if hydra_cfg else []
+    validate(cfg, run_dir)
     ckpt_path = _checkpoint_to_resume(cfg, run_dir)
+    if cfg.get("overwrite") and not ckpt_path:
+        clear_run_outputs(run_dir)
     print_config_tree(cfg)
     save_resolved_config(cfg, run_dir)
     record = RunRecord(cfg, run_dir, overrides)
@@ -39,11 +47,16 @@ def run(cfg: DictConfig) -> dict[str, float]:
     try:
         metrics = _fit_and_test(cfg, run_dir, ckpt_path)
     except BaseException as err:
-        status = "interrupted" if isinstance(err, KeyboardInterrupt) else "failed"
-        record.finish(status, error=f"{type(err).__name__}: {err}")
+        record.finish(_status_of(err), error=f"{type(err).__name__}: {err}")
         raise
     record.finish("completed")
     return metrics
+
+
+def _status_of(err: BaseException) -> str:
+    if isinstance(err, (RunInterrupted, KeyboardInterrupt, SIGTERMException)):
+        return "interrupted"
+    return "diverged" if isinstance(err, TrainingDiverged) else "failed"
 
 
 def _checkpoint_to_resume(cfg: DictConfig, run_dir: Path) -> str | None:
@@ -76,25 +89,69 @@ def _fit_and_test(cfg: DictConfig, run_dir: Path, ckpt_path: str | None) -> dict
     # Plain lists, not ListConfig, so hyperparameters in checkpoints load with weights_only=True.
     datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
     model = hydra.utils.instantiate(cfg.model, _convert_="all")
+    if ckpt_path:
+        check_checkpoint_fits(model, cfg.ckpt_path, ckpt_path)
+    safe_stop = SafeStop(run_dir / "checkpoints")
+    # Checkpoints are written atomically unless the config brings its own plugins.
+    plugins = {} if cfg.trainer.get("plugins") else {"plugins": [AtomicCheckpointIO()]}
     trainer: L.Trainer = hydra.utils.instantiate(
         cfg.trainer,
-        callbacks=instantiate_all(cfg.get("callbacks")),
+        callbacks=[*instantiate_all(cfg.get("callbacks")), safe_stop],
         logger=instantiate_all(cfg.get("logger")) or False,
+        **plugins,
     )
 
     metrics: dict[str, float] = {}
-    if cfg.train:
-        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
-        metrics.update(collect_metrics(trainer))
-        write_metrics(trainer, run_dir, metrics)
-    if cfg.test:
-        trainer.test(
-            model, datamodule=datamodule, ckpt_path=_checkpoint_to_test(trainer, cfg, ckpt_path)
+    try:
+        if cfg.train:
+            trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+            metrics.update(collect_metrics(trainer))
+            write_metrics(trainer, run_dir, metrics)
+        if cfg.test:
+            test_ckpt = _checkpoint_to_test(trainer, cfg, ckpt_path)
+            trainer.test(model, datamodule=datamodule, ckpt_path=test_ckpt, weights_only=True)
+            metrics.update(collect_metrics(trainer))
+            write_metrics(trainer, run_dir, metrics)
+    except BaseException as err:
+        interrupted = isinstance(err, KeyboardInterrupt) or (
+            isinstance(err, SystemExit) and safe_stop.signal is not None
         )
-        metrics.update(collect_metrics(trainer))
-        write_metrics(trainer, run_dir, metrics)
+        if interrupted or isinstance(err, TrainingDiverged):
+            # What the run reached, marked so that nobody takes it for a finished run.
+            metrics.update(collect_metrics(trainer))
+            write_metrics(trainer, run_dir, metrics, status=_status_of(err))
+        if interrupted:
+            raise _interrupted(trainer, safe_stop, run_dir) from err
+        raise
     log_hparams(trainer, cfg, metrics)
     return metrics
+
+
+def _interrupted(trainer: L.Trainer, safe_stop: SafeStop, run_dir: Path) -> RunInterrupted:
+    """Say where the run stopped and how to resume it; exit 128 + the signal number."""
+    name = safe_stop.signal or "SIGINT"
+    last = safe_stop.saved or safe_stop.last_path(trainer)
+    if last.is_file():
+        hydra_cfg = HydraConfig.get() if HydraConfig.initialized() else None
+        dropped = ("run_dir", "ckpt_path", "overwrite", "hydra.run.dir")
+        kept = [
+            o
+            for o in (hydra_cfg.overrides.task if hydra_cfg else [])
+            if o.split("=")[0].lstrip("+~") not in dropped
+        ]
+        command = " ".join(["genlab-train", *kept, f"run_dir={run_dir}", "ckpt_path=last"])
+        saved = "saved" if safe_stop.saved else "last checkpoint"
+        after = f"{saved} {last}; resume with: {command}"
+    else:
+        after = "no checkpoint was saved"
+    if trainer.is_global_zero:
+        print(
+            f"genlab: interrupted by {name} at epoch {trainer.current_epoch}, step "
+            f"{trainer.global_step}; {after}",
+            file=sys.stderr,
+            flush=True,
+        )
+    return RunInterrupted(128 + signal.Signals[name].value)
 
 
 def _checkpoint_to_test(trainer: L.Trainer, cfg: DictConfig, ckpt_path: str | None) -> str | None:
@@ -107,11 +164,16 @@ def _checkpoint_to_test(trainer: L.Trainer, cfg: DictConfig, ckpt_path: str | No
 
 def _task(cfg: DictConfig) -> dict[str, float]:
     """One job. In a sweep, errors stay exceptions so Hydra records the job as failed and the
-    sweep goes on; in a single run, a user error becomes one line and exit code 2."""
-    if HydraConfig.get().mode == RunMode.MULTIRUN:
-        return run(cfg)
-    with user_errors_exit():
-        return run(cfg)
+    sweep goes on; in a single run, a user error becomes one line and exit code 2. SIGINT or
+    SIGTERM ends the process (RunInterrupted), in a sweep too."""
+    try:
+        if HydraConfig.get().mode == RunMode.MULTIRUN:
+            return run(cfg)
+        with user_errors_exit():
+            return run(cfg)
+    except KeyboardInterrupt:  # outside training: there is nothing to save
+        print("genlab: interrupted by SIGINT", file=sys.stderr, flush=True)
+        raise RunInterrupted(128 + signal.SIGINT.value) from None
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="train")

@@ -1,10 +1,17 @@
-"""ModelCheckpoint that asks the model what "best" means."""
+"""ModelCheckpoint that asks the model what "best" means; checkpoint files written atomically."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+from typing import Any
+
 import lightning as L
 import torch
+from fsspec.implementations.local import LocalFileSystem
+from lightning.fabric.utilities.cloud_io import get_filesystem
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 
 class BestCheckpoint(ModelCheckpoint):
@@ -20,3 +27,49 @@ class BestCheckpoint(ModelCheckpoint):
             self.mode = getattr(pl_module, "checkpoint_mode", "min")
             self.kth_value = torch.tensor(torch.inf if self.mode == "min" else -torch.inf)
         super().setup(trainer, pl_module, stage)
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Writes a checkpoint to a temporary file next to it, syncs it, then renames it into place.
+
+    A process killed during a save (preemption, out of memory, Ctrl+C twice) leaves the previous
+    `last.ckpt` whole. Lightning's own writer stages in the system temp folder, which is often
+    another file system than the run directory (a node's /tmp vs shared storage): its final move
+    is then a copy over the old file. Remote file systems (s3://, ...) keep Lightning's writer.
+    """
+
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any | None = None
+    ) -> None:
+        if storage_options is not None or not isinstance(get_filesystem(path), LocalFileSystem):
+            super().save_checkpoint(checkpoint, path, storage_options)
+            return
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left by a process killed mid-save
+            stale.unlink(missing_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            with tmp.open("wb") as f:
+                torch.save(checkpoint, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the rename durable (POSIX); not every file system allows opening a directory."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

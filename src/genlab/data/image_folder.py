@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, default_collate
 
 from genlab.data.splits import SplitDataModule
 from genlab.errors import GenlabError
 from genlab.images import from_unit_range, resolve_value_range
+
+log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
 
@@ -25,10 +28,12 @@ class ImageFiles(Dataset):
         image_size: int,
         channels: int,
         value_range: tuple[float, float],
+        skip_bad: bool = False,
     ):
         from torchvision import transforms
 
         self.files, self.labels = files, labels
+        self.skip_bad = skip_bad
         self.mode = "L" if channels == 1 else "RGB"
         self.value_range = value_range
         self.transform = transforms.Compose(
@@ -42,16 +47,47 @@ class ImageFiles(Dataset):
     def __len__(self) -> int:
         return len(self.files)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int] | None:
         from PIL import Image
 
         path = self.files[index]
         try:
             with Image.open(path) as image:
                 pixels = self.transform(image.convert(self.mode))
-        except OSError as err:
-            raise GenlabError(f"cannot decode image {path}: {err}; remove or replace it") from None
+        except (OSError, SyntaxError, ValueError) as err:  # PIL's errors for damaged files
+            if self.skip_bad:  # damage past the header only shows when decoding
+                log.warning("skipping image %s: %s", path, err)
+                return None
+            raise GenlabError(
+                f"cannot decode image {path}: {err}; remove or replace it, or skip such files "
+                f"with data.on_bad_image=skip"
+            ) from None
         return from_unit_range(pixels, self.value_range), self.labels[index]
+
+
+def collate_skipping_none(batch: list) -> tuple[torch.Tensor, torch.Tensor]:
+    """default_collate of the images that decoded (a skipped image is None)."""
+    kept = [item for item in batch if item is not None]
+    if not kept:
+        raise GenlabError("no image of a whole batch could be decoded: check the image folder")
+    return default_collate(kept)
+
+
+def unreadable_images(files: list[Path]) -> list[tuple[Path, str]]:
+    """Files whose image header does not open (empty, cut short, not an image), with the reason.
+
+    Reads headers only: fast enough for a folder of many thousand images.
+    """
+    from PIL import Image
+
+    bad = []
+    for path in files:
+        try:
+            with Image.open(path):
+                pass
+        except (OSError, SyntaxError, ValueError) as err:
+            bad.append((path, str(err) or type(err).__name__))
+    return bad
 
 
 class ImageFolderDataModule(SplitDataModule):
@@ -69,8 +105,13 @@ class ImageFolderDataModule(SplitDataModule):
         test_fraction: float = 0.05,
         split_seed: int = 42,
         value_range: str | Sequence[float] = "auto",
+        on_bad_image: str = "fail",
     ):
         super().__init__()
+        if on_bad_image not in ("fail", "skip"):
+            raise GenlabError(f"data.on_bad_image={on_bad_image}: must be fail or skip")
+        self.on_bad_image = on_bad_image
+        self.skipped_images = 0
         self.path = Path(path)
         self.dims = (channels, image_size, image_size)
         if dims is not None and tuple(dims) != self.dims:
@@ -91,6 +132,7 @@ class ImageFolderDataModule(SplitDataModule):
         files = sorted(p for p in self.path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
         if not files:
             raise GenlabError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {self.path}")
+        files = self._drop_unreadable(files)
         classes = sorted(
             {p.relative_to(self.path).parts[0] for p in files if p.parent != self.path}
         )
@@ -98,6 +140,29 @@ class ImageFolderDataModule(SplitDataModule):
         self.num_classes = max(1, len(classes))
         labels = [index.get(p.relative_to(self.path).parts[0], 0) for p in files]
         return files, labels
+
+    def _drop_unreadable(self, files: list[Path]) -> list[Path]:
+        bad = unreadable_images(files)
+        if not bad:
+            return files
+        first, reason = bad[0]
+        if self.on_bad_image == "fail":
+            raise GenlabError(
+                f"{len(bad)} of {len(files)} files under {self.path} are not readable images "
+                f"(first: {first}: {reason}); remove them, or skip them with "
+                f"data.on_bad_image=skip"
+            )
+        self.skipped_images = len(bad)
+        log.warning(
+            "skipped %d of %d files under %s that are not readable images (first: %s: %s)",
+            len(bad),
+            len(files),
+            self.path,
+            first,
+            reason,
+        )
+        dropped = {path for path, _ in bad}
+        return [path for path in files if path not in dropped]
 
     def setup(self, stage: str | None = None) -> None:
         if self.splits:
@@ -121,6 +186,7 @@ class ImageFolderDataModule(SplitDataModule):
                 self.dims[1],
                 self.dims[0],
                 value_range,
+                skip_bad=self.on_bad_image == "skip",
             )
 
     def loader(self, split: str, shuffle: bool) -> DataLoader:
@@ -129,6 +195,7 @@ class ImageFolderDataModule(SplitDataModule):
             batch_size=self.batch_size,
             shuffle=shuffle,
             num_workers=self.num_workers,
+            collate_fn=collate_skipping_none if self.on_bad_image == "skip" else None,
             persistent_workers=self.num_workers > 0,
             pin_memory=torch.cuda.is_available(),
         )

@@ -10,10 +10,12 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
+from genlab.cache import load_cached, save_cached
 from genlab.data.in_memory import TensorBatches, keep_batch
 from genlab.data.splits import SplitDataModule
 from genlab.errors import GenlabError
 from genlab.tokenizer import gpt2_tokenizer, tokenizer_key
+from genlab.validation import block_size_problem
 
 
 class TextDataModule(SplitDataModule):
@@ -118,13 +120,11 @@ class TextDataModule(SplitDataModule):
         tokenizer = self.tokenizer
         digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
         path = self.cache_dir / "text_tokens" / f"{digest}_{tokenizer_key(tokenizer)}.pt"
-        if path.is_file():
-            return torch.load(path, weights_only=True)
+        cached = load_cached(path)
+        if isinstance(cached, torch.Tensor):
+            return cached
         ids = torch.tensor(tokenizer(text, verbose=False)["input_ids"], dtype=torch.int32)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        torch.save(ids, tmp)
-        tmp.replace(path)
+        save_cached(ids, path)
         return ids
 
     def setup(self, stage: str | None = None) -> None:
@@ -132,11 +132,9 @@ class TextDataModule(SplitDataModule):
             return
         module = self.trainer.lightning_module if self.trainer is not None else None
         context = getattr(module, "context_length", None)
-        if context is not None and self.block_size > context:
-            raise GenlabError(
-                f"data.block_size={self.block_size} is larger than the model's context of "
-                f"{context} tokens (model.n_positions): lower it or enlarge the model"
-            )
+        problem = context and block_size_problem(self.block_size, context, "model.n_positions")
+        if problem:
+            raise GenlabError(problem)
         ids = self.token_ids()
         n_blocks = len(ids) // self.block_size
         n_val, n_test = (max(1, int(n_blocks * f)) for f in self.fractions)

@@ -12,6 +12,8 @@ import numpy as np
 import torch
 from lightning.pytorch.trainer.states import TrainerFn
 
+from genlab.errors import DIVERGENCE_HINT, TrainingDiverged
+
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 SchedulerFactory = Callable[[torch.optim.Optimizer], torch.optim.lr_scheduler.LRScheduler]
 
@@ -65,6 +67,8 @@ class GenlabModule(L.LightningModule):
     progress_bar_metrics: tuple[str, ...] = ("loss",)
     # The range of pixel values the model consumes and produces; the datamodule scales to it.
     value_range: tuple[float, float] = (0.0, 1.0)
+    # What to try when a loss becomes NaN or infinite.
+    divergence_hint = DIVERGENCE_HINT
 
     def __init__(
         self,
@@ -85,8 +89,28 @@ class GenlabModule(L.LightningModule):
 
     def _step(self, batch, stage: str) -> torch.Tensor:
         losses = self.compute_losses(batch, stage)
+        if stage == "train":
+            self.ensure_finite(losses)
         self.track(stage, losses, batch[0].size(0))
         return losses["loss"]
+
+    def ensure_finite(self, losses: dict[str, torch.Tensor]) -> None:
+        """Raise TrainingDiverged if a training loss is NaN or infinite, before the optimizer
+        steps on it, so the weights (and every checkpoint) stay those of the last good step.
+
+        One device sync per call: a diverged run is stopped at the step where it diverged.
+        """
+        values = torch.stack([value.detach().float().sum() for value in losses.values()])
+        if bool(torch.isfinite(values).all()):
+            return
+        name, value = next((n, v) for n, v in losses.items() if not torch.isfinite(v).all())
+        raise TrainingDiverged(
+            f"train/{name}",
+            float(value.detach().float().sum()),
+            self.trainer.global_step,
+            self.trainer.current_epoch,
+            self.divergence_hint,
+        )
 
     def track(self, stage: str, values: dict[str, torch.Tensor], batch_size: int) -> None:
         """Add one batch's metrics to the epoch means; in training, log them every n batches."""
@@ -145,6 +169,8 @@ class GenlabModule(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["rng_states"] = rng_states()
+        # Which model wrote it, so a checkpoint given to another model is refused up front.
+        checkpoint["genlab_model"] = f"{type(self).__module__}.{type(self).__qualname__}"
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Only when resuming a fit: loading weights elsewhere must not reset the caller's RNG.

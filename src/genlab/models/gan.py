@@ -35,6 +35,10 @@ class GAN(GenlabModule):
     checkpoint_monitor = None  # no validation loss tracks sample quality: keep the latest
     progress_bar_metrics = ("loss_d", "loss_g")
     value_range = (-1.0, 1.0)
+    divergence_hint = (
+        "Lower the learning rates (model.generator_optimizer.lr, model.discriminator_optimizer.lr) "
+        "or clip gradients (model.gradient_clip_val)"
+    )
 
     def __init__(
         self,
@@ -123,9 +127,11 @@ class GAN(GenlabModule):
                 with torch.no_grad():
                     fake = self.generator(self.noise(len(real)))
                 metrics = self._losses(real, fake)
+                self.ensure_finite(metrics)
                 self._update(opt_d, metrics["loss_d"])
         with self.toggled_optimizer(opt_g):
             loss_g = self._generator_loss(self.generator(self.noise(len(real))))
+            self.ensure_finite({"loss_g": loss_g})
             self._update(opt_g, loss_g)
         self.track("train", {**metrics, "loss_g": loss_g}, len(real))
 

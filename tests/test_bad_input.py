@@ -1,0 +1,263 @@
+"""Bad configs and bad files: each stops genlab-train with exit code 2 and one line per problem
+that names the key or the file, and no traceback.
+
+They run in this process through the CLI's own entry point (`genlab.train.main` with argv set),
+which is what `genlab-train` calls, so that each costs a fraction of a second instead of a
+fresh interpreter.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import make_mnist_dir, write_idx
+from hydra.core.global_hydra import GlobalHydra
+from PIL import Image
+
+import genlab
+from genlab.train import main
+
+FAST = ["logger=none", "trainer.max_epochs=1", "+trainer.limit_train_batches=2"]
+QUIET = [
+    "callbacks.progress_bar=null",
+    "callbacks.model_summary=null",
+    "callbacks.image_grids=null",
+]
+
+
+@pytest.fixture
+def cli(tmp_path, monkeypatch, capfd):
+    """Run `genlab-train ARGS` in this process; return (exit code, stderr)."""
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    monkeypatch.chdir(tmp_path)
+
+    def call(*args: str) -> tuple[int, str]:
+        run_dir = (
+            []
+            if any(a.startswith(("run_dir=", "hydra.run.dir=")) for a in args)
+            else [f"hydra.run.dir={tmp_path / 'run'}"]
+        )
+        monkeypatch.setattr(sys, "argv", ["genlab-train", *FAST, *QUIET, *run_dir, *args])
+        GlobalHydra.instance().clear()
+        try:
+            main()
+            code = 0
+        except SystemExit as exit:
+            code = exit.code
+        finally:
+            GlobalHydra.instance().clear()
+        return code, capfd.readouterr().err
+
+    return call
+
+
+def assert_refused(code: int, err: str, *needles: str, lines: int = 1) -> None:
+    """Exit code 2, `lines` error lines holding every needle, and no traceback."""
+    assert code == 2, err[-2000:]
+    assert "Traceback" not in err, err[-2000:]
+    errors = [line for line in err.splitlines() if line.startswith("genlab: error: ")]
+    assert len(errors) == lines, err[-2000:]
+    for needle in needles:
+        assert needle in "\n".join(errors), (needle, errors)
+
+
+@pytest.mark.parametrize(
+    "args, needles",
+    [
+        (["data.batch_size=0"], ["data.batch_size=0", "positive integer"]),
+        (["data.batch_size=-4"], ["data.batch_size=-4", "positive integer"]),
+        (["data.batch_size=abc"], ["data.batch_size=abc", "positive integer"]),
+        (["model.latent_dim=0"], ["model.latent_dim=0", "positive integer"]),
+        (["model.optimizer.lr=-0.001"], ["model.optimizer.lr=-0.001", "positive number"]),
+        (["model=gan", "model.generator_optimizer.lr=0"], ["generator_optimizer.lr=0"]),
+        (["trainer.max_epochs=0"], ["trainer.max_epochs=0", "-1 for no limit"]),
+        (["trainer.max_epochs=1.5"], ["trainer.max_epochs=1.5", "positive integer"]),
+        (["data.val_fraction=1.5"], ["data.val_fraction=1.5", "[0, 1)"]),
+        (["trainer.precision=fp16"], ["trainer.precision=fp16", "bf16-mixed", "32-true"]),
+        (["accelerator=cpu", "trainer.precision=16-mixed"], ["trainer.precision=16-mixed", "CPU"]),
+        (["accelerator=cpu", "trainer.devices=4096"], ["trainer.devices=4096", "cores"]),
+        (["trainer.accelerator=quantum"], ["trainer.accelerator=quantum", "cpu"]),
+        (["data=image_folder"], ["data.path", "no value given"]),
+        (
+            ["model=gpt2", "data=text", "data.path=x.txt", "data.block_size=512"],
+            ["data.block_size=512", "256", "model.n_positions"],
+        ),
+        (["ckpt_path=nowhere.ckpt"], ["ckpt_path=nowhere.ckpt", "no checkpoint at"]),
+        (["train=maybe"], ["train=maybe", "true or false"]),
+    ],
+    ids=lambda value: "_".join(value) if isinstance(value, list) else None,
+)
+def test_bad_config_values(cli, args, needles):
+    assert_refused(*cli(*args), *needles)
+
+
+def test_every_bad_value_gets_its_own_line(cli):
+    code, err = cli("data.batch_size=0", "model.latent_dim=-2", "trainer.max_epochs=0")
+    assert_refused(code, err, "data.batch_size=0", "model.latent_dim=-2", "max_epochs=0", lines=3)
+
+
+@pytest.mark.parametrize("problem", ["no_gpu", "too_many"])
+def test_gpus_that_this_machine_does_not_have(cli, monkeypatch, problem):
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0 if problem == "no_gpu" else 1)
+    code, err = cli("accelerator=gpu", "trainer.devices=3")
+    if problem == "no_gpu":
+        assert_refused(code, err, "trainer.accelerator=gpu", "no CUDA GPU")
+    else:
+        assert_refused(code, err, "trainer.devices=3", "1 CUDA GPU")
+
+
+def test_unknown_group_option_lists_the_choices(cli):
+    """Hydra reports this itself (exit code 1): the missing option and every available one."""
+    code, err = cli("model=xyz")
+    assert code == 1 and "Traceback" not in err
+    assert "Could not find 'model/xyz'" in err
+    assert all(name in err for name in ("ae", "vae", "gan", "gpt2"))
+
+
+# Checkpoints and run directories: one small finished VAE run shared by the tests below.
+
+
+@pytest.fixture(scope="module")
+def vae_run(tmp_path_factory) -> Path:
+    run_dir = tmp_path_factory.mktemp("vae") / "run"
+    genlab.train([*FAST, *QUIET, "test=false", f"hydra.run.dir={run_dir}"])
+    assert (run_dir / "checkpoints" / "last.ckpt").is_file()
+    return run_dir
+
+
+def test_checkpoint_of_another_model(cli, vae_run):
+    code, err = cli("model=ae", f"ckpt_path={vae_run}/checkpoints/last.ckpt")
+    assert_refused(code, err, "ckpt_path=", "genlab.models.vae.VAE", "genlab.models.ae.Autoencoder")
+
+
+def test_checkpoint_with_other_sizes_names_what_it_was_trained_with(cli, vae_run):
+    code, err = cli("model.latent_dim=5", f"ckpt_path={vae_run}/checkpoints/last.ckpt")
+    assert_refused(code, err, "does not fit", "model.latent_dim=2")
+
+
+def test_corrupt_checkpoint(cli, tmp_path, vae_run):
+    damaged = tmp_path / "damaged.ckpt"
+    damaged.write_bytes((vae_run / "checkpoints" / "last.ckpt").read_bytes()[:5000])
+    assert_refused(*cli(f"ckpt_path={damaged}"), f"ckpt_path={damaged}", "weights_only=True")
+
+
+class Payload:
+    """Stands for anything that needs code to unpickle (the way a malicious file runs code)."""
+
+
+def test_checkpoint_that_needs_code_to_load_is_refused(cli, tmp_path, vae_run):
+    checkpoint = torch.load(vae_run / "checkpoints" / "last.ckpt", weights_only=True)
+    checkpoint["extra"] = Payload()
+    unsafe = tmp_path / "unsafe.ckpt"
+    torch.save(checkpoint, unsafe)
+    assert_refused(*cli(f"ckpt_path={unsafe}"), f"ckpt_path={unsafe}", "weights_only=True")
+
+
+def test_a_finished_run_directory_is_not_overwritten(cli, vae_run):
+    before = (vae_run / "checkpoints" / "last.ckpt").read_bytes()
+    code, err = cli(f"run_dir={vae_run}")
+    assert_refused(code, err, f"run_dir={vae_run}", "completed", "ckpt_path=last", "overwrite=true")
+    assert (vae_run / "checkpoints" / "last.ckpt").read_bytes() == before
+
+
+# Bad data files.
+
+
+def damage_mnist(folder: Path, damage: str) -> Path:
+    """Damage one of the MNIST files in `folder`; return the damaged file."""
+    images = folder / "train-images-idx3-ubyte.gz"
+    if damage == "truncated_gzip":
+        images.write_bytes(images.read_bytes()[:-200])
+    elif damage == "not_gzip":
+        images.write_bytes(b"<html>404 Not Found</html>")
+    elif damage == "bad_header":
+        images.write_bytes(gzip.compress(b"\x01\x02\x03\x04" + bytes(100)))
+    elif damage == "short_payload":
+        images.write_bytes(gzip.compress(gzip.decompress(images.read_bytes())[:-500]))
+    elif damage == "count_mismatch":
+        write_idx(folder / "train-labels-idx1-ubyte", np.zeros(7, dtype=np.uint8))
+    return images
+
+
+@pytest.mark.parametrize(
+    "damage", ["truncated_gzip", "not_gzip", "bad_header", "short_payload", "count_mismatch"]
+)
+def test_damaged_idx_files_are_named(cli, tmp_path, damage):
+    folder = make_mnist_dir(tmp_path / "mnist", n_train=30, n_test=10)
+    damaged = damage_mnist(folder, damage)
+    code, err = cli("data=mnist", f"data.data_dir={folder}", "data.val_size=5")
+    assert_refused(code, err, str(damaged))
+
+
+def image_folder(root: Path, n: int = 12) -> Path:
+    """`n` small random PNG images in `root`."""
+    root.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        pixels = rng.integers(0, 255, (12, 12, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(root / f"img{i:02d}.png")
+    return root
+
+
+IMAGE_ARGS = ["model=ae", "data=image_folder", "data.image_size=8", "data.batch_size=4"]
+
+
+def test_a_file_that_is_not_an_image_is_named(cli, tmp_path):
+    folder = image_folder(tmp_path / "images")
+    bad = folder / "broken.jpg"
+    bad.write_bytes(b"not a jpeg at all")
+    code, err = cli(*IMAGE_ARGS, f"data.path={folder}", "data.num_workers=0")
+    assert_refused(code, err, str(bad), "1 of 13 files", "data.on_bad_image=skip")
+
+
+def test_an_image_cut_short_is_named_also_from_a_worker(cli, tmp_path):
+    """The header opens, the pixels do not: found while decoding, in a DataLoader worker."""
+    folder = image_folder(tmp_path / "images")
+    buffer = io.BytesIO()
+    Image.fromarray(np.full((64, 64, 3), 7, dtype=np.uint8)).save(buffer, format="PNG")
+    for i in range(12):
+        (folder / f"img{i:02d}.png").write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 3])
+    code, err = cli(*IMAGE_ARGS, f"data.path={folder}", "data.num_workers=1")
+    assert_refused(code, err, "cannot decode image", str(folder / "img"))
+
+
+def test_unreadable_images_can_be_skipped_with_a_count(cli, tmp_path):
+    folder = image_folder(tmp_path / "images")
+    (folder / "empty.png").write_bytes(b"")
+    (folder / "notes.gif").write_text("GIF? no")
+    code, err = cli(
+        *IMAGE_ARGS,
+        f"data.path={folder}",
+        "data.num_workers=0",
+        "data.on_bad_image=skip",
+        "test=false",
+    )
+    assert code == 0, err[-2000:]
+    assert "skipped 2 of 14 files" in (tmp_path / "run" / "train.log").read_text()
+
+
+def test_empty_image_folder(cli, tmp_path):
+    (tmp_path / "nothing").mkdir()
+    assert_refused(*cli(*IMAGE_ARGS, f"data.path={tmp_path / 'nothing'}"), "no images")
+
+
+TEXT_ARGS = ["model=gpt2", "data=text", "model.n_layer=1", "model.n_embd=32", "model.n_head=2"]
+
+
+@pytest.mark.parametrize("content", [b"", b"  \n\n", "caf\xe9 latin-1".encode("latin-1")])
+def test_empty_or_non_utf8_text_is_named(cli, tmp_path, content):
+    path = tmp_path / "corpus.txt"
+    path.write_bytes(content)
+    expected = "not UTF-8" if content.strip() else "is empty"
+    assert_refused(*cli(*TEXT_ARGS, f"data.path={path}"), str(path), expected)
+
+
+def test_missing_text_file(cli, tmp_path):
+    missing = tmp_path / "nope.txt"
+    assert_refused(*cli(*TEXT_ARGS, f"data.path={missing}"), f"data.path={missing}")
