@@ -90,6 +90,11 @@ def assert_refused(code: int, err: str, *needles: str, lines: int = 1) -> None:
         ),
         (["ckpt_path=nowhere.ckpt"], ["ckpt_path=nowhere.ckpt", "no checkpoint at"]),
         (["train=maybe"], ["train=maybe", "true or false"]),
+        (["model=seq2seq", "model.n_heads=0"], ["model.n_heads=0", "positive integer"]),
+        (
+            ["model=seq2seq", "data=translation", "data.task=numbers", "data.target_level=byte"],
+            ["data.target_level=byte", "word or char"],
+        ),
     ],
     ids=lambda value: "_".join(value) if isinstance(value, list) else None,
 )
@@ -261,3 +266,18 @@ def test_empty_or_non_utf8_text_is_named(cli, tmp_path, content):
 def test_missing_text_file(cli, tmp_path):
     missing = tmp_path / "nope.txt"
     assert_refused(*cli(*TEXT_ARGS, f"data.path={missing}"), f"data.path={missing}")
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [
+        ("one\t1\ntwo 2\n", "pairs.tsv:2: expected 'source<TAB>target', got 'two 2' (0 tabs)"),
+        ("one\t1\ntwo\t2\tdeux\n", "pairs.tsv:2: expected"),
+        ("\n\n", "pairs.tsv has no sentence pairs"),
+    ],
+    ids=["no_tab", "two_tabs", "empty"],
+)
+def test_malformed_translation_file_names_file_and_line(cli, tmp_path, content, needle):
+    path = tmp_path / "pairs.tsv"
+    path.write_text(content, encoding="utf-8")
+    assert_refused(*cli("model=seq2seq", "data=translation", f"data.path={path}"), needle)
