@@ -279,3 +279,19 @@ def test_gradient_checkpointing_and_bf16_mixed_train(corpus, tmp_path):
     trainer.fit(model, datamodule=datamodule)
     assert math.isfinite(trainer.callback_metrics["val/loss"])
     assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+
+
+def test_prompts_and_texts_are_taken_as_typed():
+    from genlab.cli_args import parse_args
+
+    args = parse_args(
+        ["prompt=ROMEO:", "text=KING: 3", "max_new_tokens=5", "model.pretrained=gpt2"],
+        frozenset({"prompt", "text"}),
+    )
+    assert args == {
+        "prompt": "ROMEO:",  # YAML alone would make this {"ROMEO": None}
+        "text": "KING: 3",
+        "max_new_tokens": 5,
+        "model": {"pretrained": "gpt2"},
+    }
+    assert parse_args(['prompt=["a: b","c"]'], frozenset({"prompt"})) == {"prompt": ["a: b", "c"]}

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import OmegaConf
 
+from genlab.cli_args import parse_args
 from genlab.errors import GenlabError, user_errors_exit
 from genlab.images import to_unit_range
 from genlab.runs import load_run
@@ -108,7 +108,7 @@ def generate_text(
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = OmegaConf.to_container(OmegaConf.from_cli(sys.argv[1:] if argv is None else argv))
+    args = parse_args(sys.argv[1:] if argv is None else argv, frozenset({"prompt"}))
     with user_errors_exit():
         if "prompt" in args:
             unknown = set(args) - _TEXT_ARGS

@@ -16,9 +16,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from omegaconf import OmegaConf
-
 from genlab.attention_maps import plot_attention
+from genlab.cli_args import parse_args
 from genlab.errors import GenlabError, user_errors_exit
 from genlab.runs import load_run
 
@@ -82,7 +81,7 @@ def write_attention(
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = OmegaConf.to_container(OmegaConf.from_cli(sys.argv[1:] if argv is None else argv))
+    args = parse_args(sys.argv[1:] if argv is None else argv, frozenset({"text", "target"}))
     with user_errors_exit():
         unknown = set(args) - _ARGS
         if unknown:
@@ -92,9 +91,6 @@ def main(argv: list[str] | None = None) -> None:
                 f"[ckpt_path=best]"
             )
         pretrained = (args.pop("model", None) or {}).get("pretrained")
-        for key in ("text", "target"):
-            if key in args and not isinstance(args[key], str):
-                args[key] = str(args[key])
         paths = write_attention(pretrained=pretrained, **args)
     for path in paths:
         print(f"wrote {path}")
