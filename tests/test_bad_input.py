@@ -263,6 +263,24 @@ def test_empty_or_non_utf8_text_is_named(cli, tmp_path, content):
     assert_refused(*cli(*TEXT_ARGS, f"data.path={path}"), str(path), expected)
 
 
+def test_text_too_short_for_its_splits(cli, tmp_path):
+    path = tmp_path / "short.txt"
+    path.write_text("Just a few words here.", encoding="utf-8")
+    assert_refused(*cli(*TEXT_ARGS, f"data.path={path}"), "too short", "data.block_size")
+
+
+def test_pretrained_model_that_cannot_be_loaded(cli, tmp_path):
+    path = tmp_path / "corpus.txt"
+    path.write_text("Enough words for a corpus. " * 100, encoding="utf-8")
+    missing = tmp_path / "no_such_model"
+    code, err = cli(*TEXT_ARGS, f"data.path={path}", f"model.pretrained={missing}")
+    assert_refused(code, err, f"model.pretrained={missing}", "model.pretrained=null")
+
+
+def test_missing_mnist_files_say_how_to_get_them(cli, tmp_path):
+    assert_refused(*cli("data=mnist", f"data.data_dir={tmp_path / 'none'}"), "data.download=true")
+
+
 def test_missing_text_file(cli, tmp_path):
     missing = tmp_path / "nope.txt"
     assert_refused(*cli(*TEXT_ARGS, f"data.path={missing}"), f"data.path={missing}")
