@@ -10,18 +10,15 @@ from __future__ import annotations
 
 import gzip
 import io
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from conftest import make_mnist_dir, write_idx
-from hydra.core.global_hydra import GlobalHydra
 from PIL import Image
 
 import genlab
-from genlab.train import main
 
 FAST = ["logger=none", "trainer.max_epochs=1", "+trainer.limit_train_batches=2"]
 QUIET = [
@@ -32,10 +29,8 @@ QUIET = [
 
 
 @pytest.fixture
-def cli(tmp_path, monkeypatch, capfd):
-    """Run `genlab-train ARGS` in this process; return (exit code, stderr)."""
-    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
-    monkeypatch.chdir(tmp_path)
+def cli(train_cli, tmp_path):
+    """Run `genlab-train ARGS` in this process, small and quiet; return (exit code, stderr)."""
 
     def call(*args: str) -> tuple[int, str]:
         run_dir = (
@@ -43,16 +38,8 @@ def cli(tmp_path, monkeypatch, capfd):
             if any(a.startswith(("run_dir=", "hydra.run.dir=")) for a in args)
             else [f"hydra.run.dir={tmp_path / 'run'}"]
         )
-        monkeypatch.setattr(sys, "argv", ["genlab-train", *FAST, *QUIET, *run_dir, *args])
-        GlobalHydra.instance().clear()
-        try:
-            main()
-            code = 0
-        except SystemExit as exit:
-            code = exit.code
-        finally:
-            GlobalHydra.instance().clear()
-        return code, capfd.readouterr().err
+        result = train_cli(*FAST, *QUIET, *run_dir, *args, cwd=tmp_path)
+        return result.returncode, result.stderr
 
     return call
 

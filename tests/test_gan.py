@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
 
 import lightning as L
 import numpy as np
 import pytest
 import torch
-from conftest import run_cli
 from PIL import Image
 
+import genlab
 from genlab.data.digits import DigitsDataModule
 from genlab.data.image_folder import ImageFolderDataModule
 from genlab.errors import GenlabError
+from genlab.generate import main as generate_main
 from genlab.models.dcgan import DCGAN
 from genlab.models.gan import GAN
 from genlab.nn.dcgan import DCGANDiscriminator, DCGANGenerator
@@ -159,13 +158,12 @@ def test_image_folder_resizes_crops_and_labels_by_subfolder(tmp_path):
         ImageFolderDataModule(str(tmp_path / "empty")).setup()
 
 
-def test_gan_run_reports_fid_kid_with_their_floor_and_caches_the_classifier(tmp_path):
+def test_gan_run_reports_fid_kid_with_their_floor_and_caches_the_classifier(tmp_path, capfd):
     env_cache = tmp_path / "cache"
     run_dir = tmp_path / "run"
     args = ["model=gan", "trainer.max_epochs=1", f"paths.cache_dir={env_cache}", "logger=none"]
-    result = run_cli(*args, f"hydra.run.dir={run_dir}", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
-    metrics = json.loads((run_dir / "metrics.json").read_text())
+    metrics = genlab.train([*args, f"hydra.run.dir={run_dir}"])
+    assert json.loads((run_dir / "metrics.json").read_text()) == metrics
     for key in ("test/fid", "test/fid_floor", "test/kid", "test/kid_floor"):
         assert math.isfinite(metrics[key]), key
     # One epoch of a GAN is far from the data: its FID must be well above the real-vs-real floor.
@@ -175,64 +173,31 @@ def test_gan_run_reports_fid_kid_with_their_floor_and_caches_the_classifier(tmp_
     assert len(cached) == 1
     stamp = cached[0].stat().st_mtime_ns
 
-    again = run_cli(*args, f"hydra.run.dir={tmp_path / 'run2'}", cwd=tmp_path)
-    assert again.returncode == 0, again.stderr[-3000:]
+    capfd.readouterr()
+    genlab.train([*args, f"hydra.run.dir={tmp_path / 'run2'}"])
     assert cached[0].stat().st_mtime_ns == stamp  # reused, not retrained
-    assert "trained the FID feature classifier" not in again.stdout + again.stderr
+    assert "trained the FID feature classifier" not in "".join(capfd.readouterr())
 
     # genlab-generate: a seeded grid of 16 8x8 samples, 4 per row, padding 2 (upscaled: none).
     out = tmp_path / "grid.png"
-    generated = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "genlab.generate",
-            f"run_dir={run_dir}",
-            "n=16",
-            "nrow=4",
-            f"out={out}",
-        ],
-        capture_output=True,
-        text=True,
-    )
-    assert generated.returncode == 0, generated.stderr[-3000:]
+    generate_main([f"run_dir={run_dir}", "n=16", "nrow=4", f"out={out}"])
     assert Image.open(out).size == (4 * 10 + 2, 4 * 10 + 2)
     first = np.asarray(Image.open(out)).copy()
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "genlab.generate",
-            f"run_dir={run_dir}",
-            "n=16",
-            "nrow=4",
-            f"out={out}",
-        ],
-        check=True,
-        capture_output=True,
-    )
+    generate_main([f"run_dir={run_dir}", "n=16", "nrow=4", f"out={out}"])
     assert np.array_equal(first, np.asarray(Image.open(out)))  # same seed, same grid
 
 
-def test_generate_writes_a_vae_grid_and_refuses_models_that_cannot_sample(tmp_path):
+def test_generate_writes_a_vae_grid_and_refuses_models_that_cannot_sample(tmp_path, capsys):
     for model in ("vae", "ae"):
         run_dir = tmp_path / model
-        result = run_cli(
-            f"model={model}",
-            "trainer.max_epochs=1",
-            "logger=none",
-            f"hydra.run.dir={run_dir}",
-            cwd=tmp_path,
+        genlab.train(
+            [f"model={model}", "trainer.max_epochs=1", "logger=none", f"hydra.run.dir={run_dir}"]
         )
-        assert result.returncode == 0, result.stderr[-3000:]
-        generated = subprocess.run(
-            [sys.executable, "-m", "genlab.generate", f"run_dir={run_dir}"],
-            capture_output=True,
-            text=True,
-            cwd=tmp_path,
-        )
+        capsys.readouterr()
         if model == "vae":
-            assert generated.returncode == 0, generated.stderr[-3000:]
+            generate_main([f"run_dir={run_dir}"])
             assert Image.open(run_dir / "samples.png").size == (8 * 10 + 2, 8 * 10 + 2)
         else:
-            assert generated.returncode == 2 and "cannot sample" in generated.stderr
+            with pytest.raises(SystemExit) as exit:
+                generate_main([f"run_dir={run_dir}"])
+            assert exit.value.code == 2 and "cannot sample" in capsys.readouterr().err

@@ -10,7 +10,6 @@ import threading
 
 import pytest
 import torch
-from conftest import run_cli
 
 from genlab.attention_maps import plot_attention
 from genlab.data.text import TextDataModule
@@ -114,9 +113,9 @@ def test_optimizer_groups_and_schedule():
     assert warmup_cosine(100, 10, 100, 0.1) == pytest.approx(0.1)
 
 
-def test_train_export_and_generate_agree(corpus, tmp_path, capsys):
+def test_train_export_and_generate_agree(train_cli, corpus, tmp_path, capfd):
     run_dir = tmp_path / "run"
-    result = run_cli(
+    result = train_cli(
         *TINY,
         f"data.path={corpus}",
         "trainer.max_epochs=2",
@@ -148,9 +147,9 @@ def test_train_export_and_generate_agree(corpus, tmp_path, capsys):
     expected = tokenizer.decode(
         output[0, encoded["input_ids"].shape[1] :], skip_special_tokens=True
     )
-    capsys.readouterr()
+    capfd.readouterr()
     generate_main([f"run_dir={run_dir}", f"prompt={prompt}", "max_new_tokens=12"])
-    assert capsys.readouterr().out.rstrip("\n") == expected
+    assert capfd.readouterr().out.rstrip("\n") == expected
     assert expected.strip()  # a real continuation, not nothing
 
     generate_main(
@@ -164,7 +163,7 @@ def test_train_export_and_generate_agree(corpus, tmp_path, capsys):
             "seed=1",
         ]
     )
-    assert capsys.readouterr().out.count("--- ") == 4
+    assert capfd.readouterr().out.count("--- ") == 4
 
     # genlab-attention without text=: the first test block's first 32 tokens.
     paths = write_attention(run_dir=run_dir, out=tmp_path / "att.png")

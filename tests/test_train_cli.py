@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import FASHION_DIR, REPO, make_mnist_dir, run_cli
+from conftest import FASHION_DIR, REPO, make_mnist_dir
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from genlab.models.vae import VAE
@@ -33,9 +33,9 @@ def data_args(data: str, tmp_path: Path) -> list[str]:
 
 @pytest.mark.parametrize("data", ["digits", "fashion_mnist", "mnist"])
 @pytest.mark.parametrize("model", ["ae", "vae"])
-def test_one_epoch_leaves_metrics_checkpoints_and_image_summaries(tmp_path, model, data):
+def test_one_epoch_leaves_metrics_checkpoints_and_image_summaries(train_cli, tmp_path, model, data):
     run_dir = tmp_path / "run"
-    result = run_cli(
+    result = train_cli(
         f"model={model}",
         f"data={data}",
         "trainer.max_epochs=1",
@@ -64,10 +64,10 @@ def test_one_epoch_leaves_metrics_checkpoints_and_image_summaries(tmp_path, mode
         } <= images | set(metrics)
 
 
-def test_default_run_checkpoint_test_metrics_and_hparams(tmp_path):
+def test_default_run_checkpoint_test_metrics_and_hparams(train_cli, tmp_path):
     """The `make train` job, shortened: the test loss is that of the best checkpoint, reloadable."""
     run_dir = tmp_path / "run"
-    result = run_cli("trainer.max_epochs=3", "seed=0", f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    result = train_cli("trainer.max_epochs=3", "seed=0", f"hydra.run.dir={run_dir}", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "genlab.models.vae.VAE" in result.stdout  # the config tree is printed
 
@@ -91,9 +91,9 @@ def test_default_run_checkpoint_test_metrics_and_hparams(tmp_path):
 
 
 @pytest.mark.parametrize("logger", ["csv", "none"])
-def test_other_loggers(tmp_path, logger):
+def test_other_loggers(train_cli, tmp_path, logger):
     run_dir = tmp_path / "run"
-    result = run_cli(
+    result = train_cli(
         f"logger={logger}", "trainer.max_epochs=1", f"hydra.run.dir={run_dir}", cwd=tmp_path
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -105,9 +105,9 @@ def test_other_loggers(tmp_path, logger):
         assert {"val/loss", "train/loss", "test/loss"} <= set(header)
 
 
-def test_fast_dev_run_runs_one_batch_of_each_stage(tmp_path):
+def test_fast_dev_run_runs_one_batch_of_each_stage(train_cli, tmp_path):
     run_dir = tmp_path / "run"
-    result = run_cli("model=ae", "trainer=fast_dev_run", f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    result = train_cli("model=ae", "trainer=fast_dev_run", f"hydra.run.dir={run_dir}", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert {"train/loss", "val/loss", "test/loss"} <= set(metrics)

@@ -6,8 +6,6 @@ import csv
 import importlib.metadata
 import json
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,6 +14,7 @@ import yaml
 from conftest import run_cli
 
 import genlab
+from genlab.evaluate import main as evaluate_main
 
 QUICK = ["trainer.max_epochs=1", "logger=none"]
 
@@ -24,9 +23,9 @@ def read_json(path: Path) -> dict:
     return json.loads(path.read_text())
 
 
-def test_grid_sweep_writes_one_directory_per_job_and_a_summary(tmp_path):
+def test_grid_sweep_writes_one_directory_per_job_and_a_summary(train_cli, tmp_path):
     sweep = tmp_path / "sweep"
-    result = run_cli(
+    result = train_cli(
         "-m",
         "model=ae,vae",
         "model.latent_dim=2,16",
@@ -53,9 +52,9 @@ def test_grid_sweep_writes_one_directory_per_job_and_a_summary(tmp_path):
     assert (sweep / "summary.md").read_text().count("| completed |") == 4
 
 
-def test_a_failing_job_is_recorded_and_the_others_run(tmp_path):
+def test_a_failing_job_is_recorded_and_the_others_run(train_cli, tmp_path):
     sweep = tmp_path / "sweep"
-    result = run_cli(
+    result = train_cli(
         "-m", "model.latent_dim=2,-1,3", *QUICK, f"hydra.sweep.dir={sweep}", cwd=tmp_path
     )
     assert result.returncode != 0  # the sweep reports the failure once every job has run
@@ -72,9 +71,9 @@ def test_a_failing_job_is_recorded_and_the_others_run(tmp_path):
     )
 
 
-def test_optuna_preset_runs_trials_and_finds_a_finite_best(tmp_path):
+def test_optuna_preset_runs_trials_and_finds_a_finite_best(train_cli, tmp_path):
     sweep = tmp_path / "sweep"
-    result = run_cli(
+    result = train_cli(
         "-m",
         "hparams_search=vae_optuna",
         "hydra.sweeper.n_trials=3",
@@ -92,11 +91,12 @@ def test_optuna_preset_runs_trials_and_finds_a_finite_best(tmp_path):
     assert float(rows[0]["val/loss"]) == pytest.approx(best["best_value"])  # sorted by the metric
 
 
-def test_python_api_matches_the_cli_and_runs_are_bit_identical(tmp_path, monkeypatch):
+def test_python_api_matches_the_cli_and_runs_are_bit_identical(train_cli, tmp_path, monkeypatch):
     args = ["model=vae", "seed=3", "trainer.max_epochs=2", "trainer.deterministic=true"]
     cli_a, cli_b = tmp_path / "a", tmp_path / "b"
-    for run_dir in (cli_a, cli_b):
-        result = run_cli(*args, f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    # One run in a fresh interpreter as a user's, one through the same entry point in process.
+    for run, run_dir in ((run_cli, cli_a), (train_cli, cli_b)):
+        result = run(*args, f"hydra.run.dir={run_dir}", cwd=tmp_path)
         assert result.returncode == 0, result.stderr[-3000:]
     assert (cli_a / "metrics.json").read_bytes() == (cli_b / "metrics.json").read_bytes()
 
@@ -123,9 +123,11 @@ def test_python_api_matches_the_cli_and_runs_are_bit_identical(tmp_path, monkeyp
     assert record["config"]["model"]["input_shape"] == [1, 8, 8]
 
 
-def test_eval_rebuilds_from_the_saved_config_and_reproduces_test_metrics(tmp_path):
+def test_eval_rebuilds_from_the_saved_config_and_reproduces_test_metrics(
+    train_cli, tmp_path, monkeypatch, capfd
+):
     run_dir = tmp_path / "run"
-    result = run_cli(
+    result = train_cli(
         "model=ae",
         "model.latent_dim=8",
         "trainer.max_epochs=2",
@@ -136,35 +138,28 @@ def test_eval_rebuilds_from_the_saved_config_and_reproduces_test_metrics(tmp_pat
     trained = read_json(run_dir / "metrics.json")
 
     # From another directory, with today's defaults (model=vae) differing from the run's.
-    result = subprocess.run(
-        [sys.executable, "-m", "genlab.evaluate", f"run_dir={run_dir}"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    monkeypatch.chdir(tmp_path)
+    capfd.readouterr()
+    evaluate_main([f"run_dir={run_dir}"])
     evaluated = read_json(run_dir / "eval_metrics.json")
     assert evaluated == {k: v for k, v in trained.items() if k.startswith("test/")}
-    assert f"{trained['test/loss']:.6g}" in result.stdout
+    assert f"{trained['test/loss']:.6g}" in capfd.readouterr().out
 
     model, datamodule, cfg = genlab.load_run(run_dir)
     assert type(model).__name__ == "Autoencoder" and model.latent_dim == 8
     assert cfg.model.latent_dim == 8 and datamodule.dims == (1, 8, 8)
 
 
-def test_resume_after_epoch_k_equals_an_uninterrupted_run(tmp_path):
+def test_resume_after_epoch_k_equals_an_uninterrupted_run(train_cli, tmp_path):
     common = ["trainer.deterministic=true", "logger=none"]
     whole, part = tmp_path / "whole", tmp_path / "part"
-    assert (
-        run_cli("trainer.max_epochs=4", *common, f"hydra.run.dir={whole}", cwd=tmp_path).returncode
-        == 0
-    )
-    first = run_cli(
+    whole_run = train_cli("trainer.max_epochs=4", *common, f"hydra.run.dir={whole}", cwd=tmp_path)
+    assert whole_run.returncode == 0, whole_run.stderr[-3000:]
+    first = train_cli(
         "trainer.max_epochs=2", "test=false", *common, f"hydra.run.dir={part}", cwd=tmp_path
     )
     assert first.returncode == 0, first.stderr[-3000:]
-    resumed = run_cli(
+    resumed = train_cli(
         "trainer.max_epochs=4", *common, f"run_dir={part}", "ckpt_path=last", cwd=tmp_path
     )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
@@ -175,17 +170,17 @@ def test_resume_after_epoch_k_equals_an_uninterrupted_run(tmp_path):
     assert checkpoint["epoch"] == 3 and checkpoint["global_step"] == 80
 
 
-def test_resume_refuses_a_different_model_and_names_the_original_overrides(tmp_path):
+def test_resume_refuses_a_different_model_and_names_the_original_overrides(train_cli, tmp_path):
     run_dir = tmp_path / "run"
     assert (
-        run_cli(
+        train_cli(
             "model=ae", "trainer.max_epochs=1", *QUICK[1:], f"hydra.run.dir={run_dir}", cwd=tmp_path
         ).returncode
         == 0
     )
-    result = run_cli(f"run_dir={run_dir}", "ckpt_path=last", cwd=tmp_path)
+    result = train_cli(f"run_dir={run_dir}", "ckpt_path=last", cwd=tmp_path)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "model=ae" in result.stderr and "different model config" in result.stderr
 
-    missing = run_cli(f"run_dir={tmp_path / 'nope'}", "ckpt_path=last", cwd=tmp_path)
+    missing = train_cli(f"run_dir={tmp_path / 'nope'}", "ckpt_path=last", cwd=tmp_path)
     assert missing.returncode == 2 and "no checkpoint at" in missing.stderr
