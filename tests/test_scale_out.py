@@ -305,3 +305,26 @@ def test_gan_clips_unscaled_gradients_under_16_mixed():
     assert scaler.get_scale() > 1  # the scaler was in use
     assert discriminator_update([]) == pytest.approx(1e-3, rel=1e-3)
     assert mixed == pytest.approx(1e-3, rel=1e-2)
+
+
+def test_gpu_check_script_lists_every_model_at_every_precision():
+    """scripts/gpu_check.sh parses, and its jobs cover VAE, DCGAN and GPT-2 at 32-true,
+    16-mixed and bf16-mixed on the GPU (the run itself needs one: docs/benchmarks.md)."""
+    import subprocess
+
+    script = REPO / "scripts" / "gpu_check.sh"
+    assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
+    result = subprocess.run(
+        ["bash", str(script), "--dry-run"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHON": sys.executable},
+    )
+    assert result.returncode == 0, result.stderr
+    jobs = [line.split(":")[0] for line in result.stdout.splitlines() if "genlab-train" in line]
+    expected = [
+        f"{m} {p}" for m in ("vae", "dcgan", "gpt2") for p in ("32-true", "16-mixed", "bf16-mixed")
+    ]
+    assert jobs == expected
+    assert all("accelerator=gpu" in line for line in result.stdout.splitlines())
+    assert all("limit_train_batches=300" in line for line in result.stdout.splitlines())
