@@ -17,6 +17,10 @@ def test_every_subpackage_is_listed():
         ".".join(p.parent.relative_to(REPO / "src").parts)
         for p in (REPO / "src").rglob("__init__.py")
     }
-    groups = {f"genlab.conf.{p.name}" for p in (REPO / "conf").iterdir() if p.is_dir()}
-    groups = {g for g in groups if not g.endswith("__pycache__")}
+    # Config groups, nested ones too (conf/hydra/launcher -> genlab.conf.hydra.launcher).
+    groups = {
+        ".".join(["genlab.conf", *p.parent.relative_to(REPO / "conf").parts])
+        for p in (REPO / "conf").rglob("*.yaml")
+        if p.parent != REPO / "conf"
+    }
     assert found | {"genlab.conf"} | groups == listed

@@ -20,10 +20,31 @@ if not OmegaConf.has_resolver("first_set"):
         "first_set", lambda *values: next((v for v in values if v is not None), None)
     )
 
+# `${run_stamp:%Y-%m-%d_%H-%M-%S}` names a new run directory; `${if_rank_zero:x}` is x in rank 0
+# and null in the other ranks of a distributed job (see genlab.distributed).
+if not OmegaConf.has_resolver("run_stamp"):
+    OmegaConf.register_new_resolver(
+        "run_stamp", lambda pattern: _distributed().run_stamp(pattern), use_cache=True
+    )
+if not OmegaConf.has_resolver("if_rank_zero"):
+    OmegaConf.register_new_resolver(
+        "if_rank_zero", lambda value: _distributed().if_rank_zero(value)
+    )
+
+
+def _distributed():
+    import genlab.distributed
+
+    return genlab.distributed
+
+
 # In-memory datasets are sliced a batch at a time: DataLoader workers would only add overhead.
 warnings.filterwarnings("ignore", ".*does not have many workers.*")
 # torchmetrics' KID keeps its features in memory: genlab's classifier features are small.
 warnings.filterwarnings("ignore", ".*will save all extracted features in buffer.*")
+# Epoch metrics are summed and reduced across ranks in GenlabModule before they are logged, so
+# Lightning's advice to add sync_dist=True (an average of already equal values) does not apply.
+warnings.filterwarnings("ignore", ".*when logging on epoch level in distributed setting.*")
 # Lightning 2.6 calls an API that torch 2.14 deprecates; nothing for a user to act on.
 warnings.filterwarnings("ignore", ".*isinstance\\(treespec, LeafSpec\\)` is deprecated.*")
 

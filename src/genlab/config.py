@@ -6,8 +6,9 @@ from pathlib import Path
 from typing import Any
 
 import hydra
-from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
+
+from genlab.distributed import is_rank_zero
 
 # `conf/` at the repository root is installed as the package `genlab.conf` (see pyproject.toml),
 # so the configs are found from any working directory, editable install or not.
@@ -16,9 +17,10 @@ CONFIG_PATH = "pkg://genlab.conf"
 _TREE_ORDER = ("data", "model", "trainer", "callbacks", "logger", "paths")
 
 
-@rank_zero_only
 def print_config_tree(cfg: DictConfig) -> None:
-    """Print the composed config as a tree, the main groups first."""
+    """Print the composed config as a tree, the main groups first (rank 0 only)."""
+    if not is_rank_zero():
+        return
     from rich import print as rich_print
     from rich.syntax import Syntax
     from rich.tree import Tree
@@ -34,9 +36,10 @@ def print_config_tree(cfg: DictConfig) -> None:
     rich_print(tree)
 
 
-@rank_zero_only
 def save_resolved_config(cfg: DictConfig, run_dir: Path) -> None:
     """Write `config.yaml` with every interpolation resolved: what this run really used."""
+    if not is_rank_zero():
+        return
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
 

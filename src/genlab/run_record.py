@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
+
+from genlab.distributed import is_rank_zero
 
 RECORD_NAME = "run.json"
 _SOURCE_DIR = Path(__file__).resolve().parent
@@ -87,8 +88,9 @@ class RunRecord:
             self.data["error"] = error
         self.write()
 
-    @rank_zero_only
     def write(self) -> None:
+        if not is_rank_zero():
+            return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(self.data, indent=2, default=str) + "\n")

@@ -17,6 +17,8 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from genlab.distributed import check_multirun, is_rank_zero
+from genlab.errors import user_errors_exit
 from genlab.run_record import RECORD_NAME, read_record
 
 _FIXED = ["job", "status", "overrides", "wall_time_s"]
@@ -89,10 +91,19 @@ def _direction_is_max(config: DictConfig) -> bool:
 
 
 class SweepSummary(Callback):
-    """Hydra callback (see conf/hydra/default.yaml) that keeps the sweep's summary current."""
+    """Hydra callback (see conf/hydra/default.yaml) that keeps the sweep's summary current.
+
+    It also refuses, before the first job, a sweep whose jobs would each start several processes
+    under a launcher that cannot (see `genlab.distributed.multirun_problem`). Under SLURM every
+    rank of a job ends the job: rank 0 alone writes the summary.
+    """
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        with user_errors_exit():
+            check_multirun(config.get("trainer"), config.hydra.launcher)
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
-        if config.hydra.mode != RunMode.MULTIRUN:
+        if config.hydra.mode != RunMode.MULTIRUN or not is_rank_zero():
             return
         run_dir = Path(config.hydra.runtime.output_dir)
         if job_return.status == JobStatus.FAILED and not (run_dir / RECORD_NAME).is_file():

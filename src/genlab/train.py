@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from genlab.callbacks.checkpoint import AtomicCheckpointIO
 from genlab.callbacks.safe_stop import SafeStop
 from genlab.config import CONFIG_PATH, instantiate_all, print_config_tree, save_resolved_config
+from genlab.distributed import check_multirun, is_rank_zero, strategy_for
 from genlab.errors import GenlabError, RunInterrupted, TrainingDiverged, user_errors_exit
 from genlab.metrics import collect_metrics, log_hparams, write_metrics
 from genlab.run_record import RunRecord, read_record
@@ -33,9 +34,12 @@ def run(cfg: DictConfig) -> dict[str, float]:
     run_dir = Path(cfg.paths.output_dir)
     hydra_cfg = HydraConfig.get() if HydraConfig.initialized() else None
     overrides = list(hydra_cfg.overrides.task) if hydra_cfg else []
+    if hydra_cfg and hydra_cfg.mode == RunMode.MULTIRUN:
+        check_multirun(cfg.trainer, hydra_cfg.launcher)
     validate(cfg, run_dir)
     ckpt_path = _checkpoint_to_resume(cfg, run_dir)
-    if cfg.get("overwrite") and not ckpt_path:
+    # Under DDP, rank 0 prepares the directory before it starts the other ranks.
+    if cfg.get("overwrite") and not ckpt_path and is_rank_zero():
         clear_run_outputs(run_dir)
     print_config_tree(cfg)
     save_resolved_config(cfg, run_dir)
@@ -65,7 +69,8 @@ def _checkpoint_to_resume(cfg: DictConfig, run_dir: Path) -> str | None:
         return None
     path = resolve_checkpoint(cfg.ckpt_path, run_dir)
     previous = run_dir / "config.yaml"
-    if cfg.train and previous.is_file():
+    # Other ranks: rank 0 has compared and written this run's config.yaml before starting them.
+    if cfg.train and previous.is_file() and is_rank_zero():
         saved = load_config(run_dir)
         for group in ("model", "data"):
             if OmegaConf.to_container(saved[group]) != OmegaConf.to_container(
@@ -93,12 +98,15 @@ def _fit_and_test(cfg: DictConfig, run_dir: Path, ckpt_path: str | None) -> dict
         check_checkpoint_fits(model, cfg.ckpt_path, ckpt_path)
     safe_stop = SafeStop(run_dir / "checkpoints")
     # Checkpoints are written atomically unless the config brings its own plugins.
-    plugins = {} if cfg.trainer.get("plugins") else {"plugins": [AtomicCheckpointIO()]}
+    extra = {} if cfg.trainer.get("plugins") else {"plugins": [AtomicCheckpointIO()]}
+    strategy = strategy_for(cfg.trainer.get("strategy", "auto"), model)
+    if strategy != cfg.trainer.get("strategy", "auto"):
+        extra["strategy"] = strategy
     trainer: L.Trainer = hydra.utils.instantiate(
         cfg.trainer,
         callbacks=[*instantiate_all(cfg.get("callbacks")), safe_stop],
         logger=instantiate_all(cfg.get("logger")) or False,
-        **plugins,
+        **extra,
     )
 
     metrics: dict[str, float] = {}

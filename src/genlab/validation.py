@@ -21,6 +21,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from genlab.distributed import is_rank_zero
 from genlab.errors import GenlabError
 from genlab.run_record import read_record
 from genlab.runs import resolve_checkpoint, run_dir_of
@@ -148,7 +149,8 @@ def config_errors(cfg: DictConfig, run_dir: Path) -> list[str]:
         return errors
     errors += trainer_errors(tree.get("trainer") or {})
     errors += block_size_errors(tree.get("model") or {}, tree.get("data") or {})
-    errors += run_dir_errors(cfg, run_dir)
+    if is_rank_zero():  # other ranks would find rank 0's fresh run.json
+        errors += run_dir_errors(cfg, run_dir)
     if cfg.get("ckpt_path"):
         # Resuming in the run's own directory: train.py compares the whole model and data
         # configs with the run's and quotes its overrides, which says more than the class.

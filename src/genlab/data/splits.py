@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import lightning as L
-from torch.utils.data import DataLoader
+from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSamplerWrapper
+from lightning.pytorch.utilities.data import _update_dataloader
+from torch.utils.data import DataLoader, SequentialSampler
 
 
 class SplitDataModule(L.LightningDataModule):
     """Subclasses fill `self.splits` in `setup` and build one loader in `loader(split, shuffle)`;
-    training batches are shuffled, validation and test batches come in a fixed order."""
+    training batches are shuffled, validation and test batches come in a fixed order.
+
+    Under DDP every validation and test example is seen exactly once: each rank takes every
+    N-th example, with no padding (Lightning's DistributedSampler would repeat a few examples
+    to even out the ranks, and they would count twice in the epoch means). The models reduce
+    sums and counts across ranks, so uneven shares give the same metrics as one process.
+    """
 
     def loader(self, split: str, shuffle: bool) -> DataLoader:
         raise NotImplementedError
@@ -17,7 +25,19 @@ class SplitDataModule(L.LightningDataModule):
         return self.loader("train", shuffle=True)
 
     def val_dataloader(self) -> DataLoader:
-        return self.loader("val", shuffle=False)
+        return self._evaluation_loader("val")
 
     def test_dataloader(self) -> DataLoader:
-        return self.loader("test", shuffle=False)
+        return self._evaluation_loader("test")
+
+    def _evaluation_loader(self, split: str) -> DataLoader:
+        loader = self.loader(split, shuffle=False)
+        trainer = self.trainer
+        if trainer is None or trainer.world_size <= 1:
+            return loader
+        if not isinstance(loader.sampler, SequentialSampler):
+            return loader  # a loader with its own sampler: Lightning's default applies
+        sampler = UnrepeatedDistributedSamplerWrapper(
+            loader.sampler, num_replicas=trainer.world_size, rank=trainer.global_rank, shuffle=False
+        )
+        return _update_dataloader(loader, sampler)

@@ -69,6 +69,9 @@ class GenlabModule(L.LightningModule):
     value_range: tuple[float, float] = (0.0, 1.0)
     # What to try when a loss becomes NaN or infinite.
     divergence_hint = DIVERGENCE_HINT
+    # True when a training step leaves some parameters without gradients (a GAN's two players):
+    # DDP must then look for unused parameters (genlab-train picks that strategy for `ddp`).
+    ddp_find_unused_parameters = False
 
     def __init__(
         self,

@@ -7,8 +7,11 @@ autocast), so the module trains under 16-mixed and bf16-mixed with Lightning's o
 
 Counting: Lightning advances `global_step` once per optimizer step, so one batch moves it by
 `discriminator_steps + 1`; `trainer.max_steps` and step-based schedules must allow for that.
-Under DDP the discriminator step leaves the generator's parameters unused: use
-`trainer.strategy=ddp_find_unused_parameters_true`.
+Under DDP the discriminator step leaves the generator's parameters unused (and the generator step
+the discriminator's): `ddp_find_unused_parameters` makes genlab-train run `strategy=ddp` as
+`ddp_find_unused_parameters_true`. Gradient clipping happens in `on_before_optimizer_step`, which
+Lightning calls after the 16-mixed gradient scaler has unscaled the gradients, so the clip value
+means the same at every precision.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ class GAN(GenlabModule):
     """The MLP GAN; subclasses swap the networks through `build_networks` (see DCGAN)."""
 
     checkpoint_monitor = None  # no validation loss tracks sample quality: keep the latest
+    ddp_find_unused_parameters = True
     progress_bar_metrics = ("loss_d", "loss_g")
     value_range = (-1.0, 1.0)
     divergence_hint = (
@@ -112,10 +116,13 @@ class GAN(GenlabModule):
 
     def _update(self, optimizer, loss: torch.Tensor) -> None:
         optimizer.zero_grad(set_to_none=True)
-        self.manual_backward(loss)
+        self.manual_backward(loss)  # scaled by the 16-mixed gradient scaler, if any
+        optimizer.step()  # unscales, calls on_before_optimizer_step, then steps
+
+    def on_before_optimizer_step(self, optimizer) -> None:
+        # Here, not before optimizer.step(): under 16-mixed the gradients are unscaled by now.
         if self.gradient_clip_val:
             self.clip_gradients(optimizer, self.gradient_clip_val, "norm")
-        optimizer.step()
 
     def training_step(self, batch, batch_idx: int) -> None:
         real = batch[0]
