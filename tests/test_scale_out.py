@@ -328,3 +328,18 @@ def test_gpu_check_script_lists_every_model_at_every_precision():
     assert jobs == expected
     assert all("accelerator=gpu" in line for line in result.stdout.splitlines())
     assert all("limit_train_batches=300" in line for line in result.stdout.splitlines())
+
+
+def test_a_split_smaller_than_the_process_count_is_refused():
+    """A rank with no validation example would skip the epoch's reduction and hang the others."""
+    from types import SimpleNamespace
+
+    from genlab.data.digits import DigitsDataModule
+    from genlab.errors import GenlabError
+
+    dm = DigitsDataModule(val_fraction=0.001)  # 2 of 1,797 images
+    dm.setup()
+    dm.trainer = SimpleNamespace(world_size=3, global_rank=1)
+    with pytest.raises(GenlabError, match="val split has 2 examples, fewer than the 3 processes"):
+        dm.val_dataloader()
+    assert len(dm.test_dataloader().sampler) == len(dm.splits["test"]) // 3 == 90

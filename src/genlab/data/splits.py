@@ -7,6 +7,8 @@ from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from lightning.pytorch.utilities.data import _update_dataloader
 from torch.utils.data import DataLoader, SequentialSampler
 
+from genlab.errors import GenlabError
+
 
 class SplitDataModule(L.LightningDataModule):
     """Subclasses fill `self.splits` in `setup` and build one loader in `loader(split, shuffle)`;
@@ -37,6 +39,12 @@ class SplitDataModule(L.LightningDataModule):
             return loader
         if not isinstance(loader.sampler, SequentialSampler):
             return loader  # a loader with its own sampler: Lightning's default applies
+        if len(loader.dataset) < trainer.world_size:
+            # A rank with nothing to evaluate would skip the epoch's reduction: the others hang.
+            raise GenlabError(
+                f"the {split} split has {len(loader.dataset)} examples, fewer than the "
+                f"{trainer.world_size} processes: give it more data or run on fewer devices"
+            )
         sampler = UnrepeatedDistributedSamplerWrapper(
             loader.sampler, num_replicas=trainer.world_size, rank=trainer.global_rank, shuffle=False
         )
