@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 import genlab
 from genlab.attention_maps import hf_attentions, plot_attention
@@ -18,7 +19,7 @@ from genlab.errors import GenlabError
 from genlab.generate import generate_text
 from genlab.inspect_attention import main as attention_cli
 from genlab.inspect_attention import write_attention
-from genlab.models.seq2seq import Seq2Seq
+from genlab.models.seq2seq import Seq2Seq, shift_right
 from genlab.runs import load_run
 
 
@@ -125,7 +126,6 @@ def test_numbers_run_learns_and_reports_exact_match_and_bleu(numbers_run):
         assert key in metrics
     assert metrics["test/exact_match"] >= 0.5, metrics
     assert metrics["test/acc"] > 0.8
-    assert 0 <= metrics["test/bleu"] <= 100
 
     model, dm, _ = load_run(numbers_run)  # the vocabularies come back from the checkpoint
     dm.setup()
@@ -134,6 +134,18 @@ def test_numbers_run_learns_and_reports_exact_match_and_bleu(numbers_run):
     translations = model.translate(list(sources))
     exact = sum(t == r for t, r in zip(translations, targets, strict=True)) / len(targets)
     assert exact == pytest.approx(metrics["test/exact_match"], abs=1e-6)
+
+    # loss and acc are means over every target token of the split, not over batches.
+    total, correct, tokens = 0.0, 0, 0
+    with torch.no_grad():
+        for source, target in dm.test_dataloader():
+            logits = model._logits(source, shift_right(target, Vocabulary.bos_id))
+            real = target != Vocabulary.pad_id
+            total += F.cross_entropy(logits[real], target[real], reduction="sum").item()
+            correct += (logits.argmax(-1)[real] == target[real]).sum().item()
+            tokens += real.sum().item()
+    assert metrics["test/loss"] == pytest.approx(total / tokens, rel=1e-4)
+    assert metrics["test/acc"] == pytest.approx(correct / tokens, rel=1e-5)
 
     # genlab-generate prompt=... on a seq2seq run translates.
     assert generate_text(list(sources[:5]), run_dir=numbers_run) == translations[:5]
@@ -265,3 +277,38 @@ def test_missing_attention_weights_fail_clearly(tiny_marian, monkeypatch):
         GenlabError, match="returned no attention weights.*attn_implementation='eager'"
     ):
         hf_attentions(model, input_ids=ids, decoder_input_ids=ids)
+
+
+def test_two_processes_give_the_test_metrics_of_one(tmp_path):
+    """ddp_cpu: loss and acc (token means), exact match and BLEU (gathered sentences) of the
+    best checkpoint equal one process's: no noise is drawn, so the maths says they must."""
+    import lightning as L
+    from conftest import run_cli
+
+    run_dir = tmp_path / "run"
+    result = run_cli(
+        *NUMBERS[:-1],
+        "data.max_number=99999",  # 5-digit numbers: character 4-grams for BLEU to count
+        "trainer.max_epochs=3",
+        "data.test_fraction=0.061",  # 61 test pairs: the ranks get 31 and 30
+        "accelerator=ddp_cpu",
+        "logger=none",
+        "callbacks=default",
+        f"hydra.run.dir={run_dir}",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    model, dm, _ = load_run(run_dir)
+    trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False)
+    (single,) = trainer.test(model, datamodule=dm, verbose=False)
+    for key in ("test/loss", "test/acc", "test/exact_match", "test/bleu"):
+        assert metrics[key] == pytest.approx(single[key], rel=1e-5, abs=1e-6), key
+    # BLEU is sacrebleu's corpus score of the greedy translations, on characters.
+    import sacrebleu
+
+    sources, references = zip(*dm.pairs["test"], strict=True)
+    bleu = sacrebleu.corpus_bleu(
+        model.translate(list(sources)), [list(references)], tokenize="char"
+    )
+    assert metrics["test/bleu"] == pytest.approx(bleu.score, rel=1e-5) and bleu.score > 0

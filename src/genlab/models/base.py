@@ -83,7 +83,8 @@ class GenlabModule(L.LightningModule):
         self.optimizer_factory = optimizer or partial(torch.optim.Adam, lr=1e-3)
         self.scheduler_factory = scheduler
         self.scheduler_monitor = scheduler_monitor
-        self._epoch_sums: dict[str, tuple[dict[str, torch.Tensor], int]] = {}
+        # stage -> metric -> (weighted sum, total weight) over the epoch's batches so far.
+        self._epoch_sums: dict[str, dict[str, tuple[torch.Tensor, Any]]] = {}
         self._eval_generator: torch.Generator | None = None
 
     def compute_losses(self, batch, stage: str) -> dict[str, torch.Tensor]:
@@ -94,8 +95,13 @@ class GenlabModule(L.LightningModule):
         losses = self.compute_losses(batch, stage)
         if stage == "train":
             self.ensure_finite(losses)
-        self.track(stage, losses, batch[0].size(0))
+        self.track(stage, losses, batch[0].size(0), self.metric_weights(batch))
         return losses["loss"]
+
+    def metric_weights(self, batch) -> dict[str, torch.Tensor]:
+        """Weights of this batch's metrics that are not means over its examples (a language
+        model's token mean weighs by its number of tokens); the rest weigh by batch size."""
+        return {}
 
     def ensure_finite(self, losses: dict[str, torch.Tensor]) -> None:
         """Raise TrainingDiverged if a training loss is NaN or infinite, before the optimizer
@@ -115,13 +121,20 @@ class GenlabModule(L.LightningModule):
             self.divergence_hint,
         )
 
-    def track(self, stage: str, values: dict[str, torch.Tensor], batch_size: int) -> None:
-        """Add one batch's metrics to the epoch means; in training, log them every n batches."""
-        sums, count = self._epoch_sums.get(stage, ({}, 0))
+    def track(
+        self,
+        stage: str,
+        values: dict[str, torch.Tensor],
+        batch_size: int,
+        weights: dict[str, torch.Tensor] | None = None,
+    ) -> None:
+        """Add one batch's metrics to the epoch means (weighted by batch size, or by `weights`
+        for the metrics named there); in training, log them every n batches."""
+        sums = self._epoch_sums.setdefault(stage, {})
         for name, value in values.items():
-            weighted = value.detach().float() * batch_size
-            sums[name] = sums[name] + weighted if name in sums else weighted
-        self._epoch_sums[stage] = (sums, count + batch_size)
+            weight = batch_size if weights is None or name not in weights else weights[name]
+            total, count = sums.get(name, (0.0, 0))
+            sums[name] = (total + value.detach().float() * weight, count + weight)
         if stage != "train":
             return
         # Counted in batches, not optimizer steps: a GAN steps two optimizers per batch.
@@ -136,10 +149,14 @@ class GenlabModule(L.LightningModule):
     def _log_epoch_means(self, stage: str) -> None:
         if stage not in self._epoch_sums:
             return
-        sums, count = self._epoch_sums.pop(stage)
-        totals = torch.stack([*sums.values(), torch.tensor(float(count), device=self.device)])
-        totals = self.trainer.strategy.reduce(totals, reduce_op="sum")
-        means = {name: totals[i] / totals[-1] for i, name in enumerate(sums)}
+        sums = self._epoch_sums.pop(stage)
+        totals = [total for total, _ in sums.values()]
+        counts = [
+            torch.as_tensor(count, dtype=torch.float, device=self.device)
+            for _, count in sums.values()
+        ]
+        reduced = self.trainer.strategy.reduce(torch.stack([*totals, *counts]), reduce_op="sum")
+        means = {name: reduced[i] / reduced[len(sums) + i] for i, name in enumerate(sums)}
         means.update(self.derived_metrics(means))
         means = {f"{stage}/{name}": value for name, value in means.items()}
         self.log_dict(means, on_step=False, on_epoch=True, prog_bar=stage == "val")

@@ -42,7 +42,8 @@ class Seq2Seq(GenlabModule):
     Per stage: `loss` (token cross-entropy), `acc` (token accuracy, teacher-forced); validation
     and test also decode greedily for `exact_match` (fraction of sentences decoded exactly
     right); test adds `bleu` (sacrebleu, corpus level; characters for character-level targets).
-    Token metrics are per-batch token means, averaged over sentences.
+    `loss` and `acc` are means over all target tokens of the split, `exact_match` over its
+    sentences, whatever the batching or the number of processes.
     """
 
     # Special ids of genlab's vocabularies; a pretrained model replaces them with its own.
@@ -172,6 +173,10 @@ class Seq2Seq(GenlabModule):
                 references = map(self.decode, self._until_eos(target))
                 self._test_texts += zip(map(self.decode, hypotheses), references, strict=True)
         return losses
+
+    def metric_weights(self, batch) -> dict[str, torch.Tensor]:
+        tokens = (batch[1] != self.pad_id).sum()
+        return {"loss": tokens, "acc": tokens}  # means over every target token of the split
 
     def _until_eos(self, ids: torch.Tensor) -> list[list[int]]:
         """Each row's ids up to its first end-of-sequence token, without padding."""
