@@ -79,6 +79,43 @@ def test_each_player_is_updated_by_its_own_optimizer_only(tmp_path):
     assert model.trainer.global_step == 3  # Lightning counts optimizer steps, not batches
 
 
+def test_weight_average_follows_the_generator_and_samples(tmp_path):
+    torch.manual_seed(0)
+    model = DCGAN(input_shape=(1, 8, 8), latent_dim=16, generator_width=8, ema_decay=0.75)
+    start = flat(model.generator)
+    assert torch.equal(flat(model.generator_ema), start)
+    quick_trainer(tmp_path, limit_train_batches=2).fit(
+        model, datamodule=DigitsDataModule(batch_size=32)
+    )
+    # Two generator updates: ema = 0.75 (0.75 start + 0.25 g1) + 0.25 g2. The optimizers
+    # never touch the average; it is not g2 itself.
+    assert not torch.allclose(flat(model.generator_ema), flat(model.generator))
+    assert not torch.equal(flat(model.generator_ema), start)
+    assert all(not p.requires_grad for p in model.generator_ema.parameters())
+    for average, buffer in zip(
+        model.generator_ema.buffers(), model.generator.buffers(), strict=True
+    ):
+        assert torch.equal(average, buffer)  # BatchNorm statistics copied
+    z = torch.Generator().manual_seed(1)
+    model.eval()
+    expected = model.generator_ema(torch.randn(4, 16, generator=z))
+    assert torch.equal(model.sample(4, torch.Generator().manual_seed(1)), expected)
+    assert any(k.startswith("generator_ema.") for k in model.state_dict())  # in checkpoints
+    with pytest.raises(GenlabError, match="model.ema_decay=1.5"):
+        GAN(input_shape=(1, 8, 8), ema_decay=1.5)
+
+
+def test_weight_average_is_the_lerp_of_the_generator_steps():
+    torch.manual_seed(0)
+    model = GAN(input_shape=(1, 8, 8), latent_dim=4, generator_dims=(8,), ema_decay=0.9)
+    start = flat(model.generator)
+    with torch.no_grad():
+        for p in model.generator.parameters():
+            p.add_(1.0)
+    model._update_ema()
+    torch.testing.assert_close(flat(model.generator_ema), start + 0.1)
+
+
 @pytest.mark.parametrize("model_class", [GAN, DCGAN])
 def test_cpu_bf16_mixed_trains(tmp_path, model_class):
     torch.manual_seed(0)
