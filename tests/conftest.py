@@ -101,3 +101,21 @@ def train_cli(monkeypatch, capfd):
         return CliResult(code, out, err)
 
     return call
+
+
+def quiet_trainer(**overrides):
+    """A CPU Trainer that logs, checkpoints and prints nothing unless `overrides` say so:
+    one epoch of one batch, no validation."""
+    import lightning as L
+
+    options = dict(
+        accelerator="cpu",
+        max_epochs=1,
+        limit_train_batches=1,
+        limit_val_batches=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    return L.Trainer(**{**options, **overrides})

@@ -9,6 +9,7 @@ import lightning as L
 import numpy as np
 import pytest
 import torch
+from conftest import quiet_trainer
 from PIL import Image
 
 import genlab
@@ -51,19 +52,7 @@ class RecordingGAN(GAN):
 
 
 def quick_trainer(tmp_path, **kwargs) -> L.Trainer:
-    options = dict(
-        max_epochs=1,
-        limit_train_batches=1,
-        limit_val_batches=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=tmp_path,
-        accelerator="cpu",
-    )
-    options.update(kwargs)
-    return L.Trainer(**options)
+    return quiet_trainer(default_root_dir=tmp_path, **kwargs)
 
 
 def test_each_player_is_updated_by_its_own_optimizer_only(tmp_path):

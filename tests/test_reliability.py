@@ -12,10 +12,9 @@ import sys
 import time
 from pathlib import Path
 
-import lightning as L
 import pytest
 import torch
-from conftest import REPO
+from conftest import REPO, quiet_trainer
 from hydra.core.global_hydra import GlobalHydra
 
 from genlab.callbacks.checkpoint import AtomicCheckpointIO
@@ -156,16 +155,7 @@ def test_gan_stops_before_a_nan_reaches_its_weights(tmp_path):
     data.splits["train"].images[3:5] = float("nan")  # a broken image in the first batch
     model = GAN(input_shape=(1, 8, 8), latent_dim=8)
     before = [p.detach().clone() for p in model.discriminator.parameters()]
-    trainer = L.Trainer(
-        max_epochs=1,
-        limit_val_batches=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        accelerator="cpu",
-        default_root_dir=tmp_path,
-    )
+    trainer = quiet_trainer(limit_train_batches=None, default_root_dir=tmp_path)
     with pytest.raises(TrainingDiverged) as diverged:
         trainer.fit(model, train_dataloaders=data.loader("train", shuffle=False))
     assert diverged.value.what == "train/loss_d" and diverged.value.step == 0

@@ -12,7 +12,7 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
-from conftest import REPO, run_cli
+from conftest import REPO, quiet_trainer, run_cli
 from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
@@ -203,13 +203,7 @@ QUIET = [
 def _validate_in_one_process(run_dir: Path) -> dict[str, float]:
     """The validation metrics of the run's last checkpoint, computed by this single process."""
     model, datamodule, _ = genlab.load_run(run_dir, checkpoint="last")
-    trainer = L.Trainer(
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
+    trainer = quiet_trainer(devices=1, limit_val_batches=None)
     trainer.validate(model, datamodule=datamodule, verbose=False)
     return {k: float(v) for k, v in trainer.callback_metrics.items()}
 
@@ -285,17 +279,7 @@ def test_gan_clips_unscaled_gradients_under_16_mixed():
             eval={"features": None},
         )
         before = torch.cat([p.detach().flatten() for p in model.discriminator.parameters()])
-        trainer = L.Trainer(
-            accelerator="cpu",
-            plugins=plugins,
-            max_epochs=1,
-            limit_train_batches=1,
-            limit_val_batches=0,
-            logger=False,
-            enable_checkpointing=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-        )
+        trainer = quiet_trainer(plugins=plugins)
         trainer.fit(model, DigitsDataModule(batch_size=64))
         after = torch.cat([p.detach().flatten() for p in model.discriminator.parameters()])
         return float((after - before).norm())

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import quiet_trainer, run_cli
 
 import genlab
 from genlab.attention_maps import hf_attentions, plot_attention
@@ -282,8 +283,6 @@ def test_missing_attention_weights_fail_clearly(tiny_marian, monkeypatch):
 def test_two_processes_give_the_test_metrics_of_one(tmp_path):
     """ddp_cpu: loss and acc (token means), exact match and BLEU (gathered sentences) of the
     best checkpoint equal one process's: no noise is drawn, so the maths says they must."""
-    import lightning as L
-    from conftest import run_cli
 
     run_dir = tmp_path / "run"
     result = run_cli(
@@ -300,7 +299,7 @@ def test_two_processes_give_the_test_metrics_of_one(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((run_dir / "metrics.json").read_text())
     model, dm, _ = load_run(run_dir)
-    trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False)
+    trainer = quiet_trainer(devices=1)
     (single,) = trainer.test(model, datamodule=dm, verbose=False)
     for key in ("test/loss", "test/acc", "test/exact_match", "test/bleu"):
         assert metrics[key] == pytest.approx(single[key], rel=1e-5, abs=1e-6), key
