@@ -111,7 +111,6 @@ class ImageFolderDataModule(SplitDataModule):
         if on_bad_image not in ("fail", "skip"):
             raise GenlabError(f"data.on_bad_image={on_bad_image}: must be fail or skip")
         self.on_bad_image = on_bad_image
-        self.skipped_images = 0
         self.path = Path(path)
         self.dims = (channels, image_size, image_size)
         if dims is not None and tuple(dims) != self.dims:
@@ -152,7 +151,6 @@ class ImageFolderDataModule(SplitDataModule):
                 f"(first: {first}: {reason}); remove them, or skip them with "
                 f"data.on_bad_image=skip"
             )
-        self.skipped_images = len(bad)
         log.warning(
             "skipped %d of %d files under %s that are not readable images (first: %s: %s)",
             len(bad),

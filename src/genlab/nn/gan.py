@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from functools import partial
 
 import torch
 from torch import nn
+
+from genlab.nn.mlp import mlp
+
+_leaky_relu = partial(nn.LeakyReLU, 0.2)
 
 
 class MLPGenerator(nn.Module):
@@ -18,11 +23,7 @@ class MLPGenerator(nn.Module):
         super().__init__()
         self.output_shape = tuple(output_shape)
         sizes = [latent_dim, *hidden_dims, math.prod(self.output_shape)]
-        layers: list[nn.Module] = []
-        for n_in, n_out in zip(sizes[:-2], sizes[1:-1], strict=True):
-            layers += [nn.Linear(n_in, n_out), nn.LeakyReLU(0.2)]
-        layers += [nn.Linear(sizes[-2], sizes[-1]), nn.Tanh()]
-        self.net = nn.Sequential(*layers)
+        self.net = mlp(sizes, activation=_leaky_relu, final_activation=nn.Tanh)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.net(z).view(-1, *self.output_shape)
@@ -33,12 +34,7 @@ class MLPDiscriminator(nn.Module):
 
     def __init__(self, input_shape: Sequence[int], hidden_dims: Sequence[int] = (256,)):
         super().__init__()
-        sizes = [math.prod(input_shape), *hidden_dims]
-        layers: list[nn.Module] = []
-        for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True):
-            layers += [nn.Linear(n_in, n_out), nn.LeakyReLU(0.2)]
-        layers.append(nn.Linear(sizes[-1], 1))
-        self.net = nn.Sequential(*layers)
+        self.net = mlp([math.prod(input_shape), *hidden_dims, 1], activation=_leaky_relu)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.net(images.flatten(1)).squeeze(1)
