@@ -10,6 +10,7 @@ import threading
 
 import pytest
 import torch
+from conftest import quiet_trainer
 
 from genlab.attention_maps import plot_attention
 from genlab.data.text import TextDataModule
@@ -199,7 +200,6 @@ def test_missing_corpus_is_downloaded_once_from_its_url(tmp_path, corpus):
 
 
 def test_gradient_checkpointing_and_bf16_mixed_train(corpus, tmp_path):
-    import lightning as L
 
     torch.manual_seed(0)
     model = GPT2(
@@ -210,17 +210,7 @@ def test_gradient_checkpointing_and_bf16_mixed_train(corpus, tmp_path):
     datamodule = TextDataModule(
         path=str(corpus), block_size=16, batch_size=4, cache_dir=str(tmp_path / "cache")
     )
-    trainer = L.Trainer(
-        max_epochs=1,
-        limit_train_batches=3,
-        limit_val_batches=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        precision="bf16-mixed",
-        accelerator="cpu",
-    )
+    trainer = quiet_trainer(limit_train_batches=3, limit_val_batches=1, precision="bf16-mixed")
     trainer.fit(model, datamodule=datamodule)
     assert math.isfinite(trainer.callback_metrics["val/loss"])
     assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
@@ -240,3 +230,30 @@ def test_prompts_and_texts_are_taken_as_typed():
         "model": {"pretrained": "gpt2"},
     }
     assert parse_args(['prompt=["a: b","c"]'], frozenset({"prompt"})) == {"prompt": ["a: b", "c"]}
+
+
+def test_attention_figures_callback_draws_a_gpt2_validation_block(corpus, tmp_path):
+    from types import SimpleNamespace
+
+    from lightning.pytorch.loggers import TensorBoardLogger
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from genlab.callbacks.attention_figures import AttentionFigures
+
+    torch.manual_seed(0)
+    model = GPT2(n_layer=1, n_head=2, n_embd=16, n_positions=32).eval()
+    datamodule = TextDataModule(path=str(corpus), block_size=16, cache_dir=str(tmp_path / "c"))
+    logger = TensorBoardLogger(tmp_path, name="tb", version="")
+    trainer = SimpleNamespace(
+        sanity_checking=False, is_global_zero=True, loggers=[logger], datamodule=datamodule,
+        global_step=7,
+    )  # fmt: skip
+    AttentionFigures().on_validation_epoch_end(trainer, model)  # the first validation block
+    logger.experiment.flush()
+    events = EventAccumulator(str(tmp_path / "tb"))
+    events.Reload()
+    (image,) = events.Images("attention/self")
+    assert image.step == 7
+    second_block = datamodule.splits["val"].images[1][:16].tolist()
+    (attention,) = model.attention_maps(**datamodule.example("val", index=1))
+    assert attention.query_labels == gpt2_tokenizer().convert_ids_to_tokens(second_block)

@@ -21,7 +21,7 @@ class AttentionFigures(L.Callback):
         example = getattr(trainer.datamodule, "example", None)
         if logger is None or example is None or not hasattr(pl_module, "attention_maps"):
             return
-        for attention in pl_module.attention_maps(**example("val", self.index)):
+        for attention in pl_module.attention_maps(**example("val", index=self.index)):
             logger.experiment.add_figure(
                 f"attention/{attention.name}", plot_attention(attention), trainer.global_step
             )

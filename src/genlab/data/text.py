@@ -153,10 +153,11 @@ class TextDataModule(SplitDataModule):
         for name, (start, end) in bounds.items():
             self.splits[name] = TensorBatches(blocks[start:end], blocks[start:end])
 
-    def example(self, split: str = "test", max_tokens: int = 32) -> dict[str, str]:
-        """The first `max_tokens` tokens of a split's first block, as text (for attention maps)."""
+    def example(self, split: str = "test", index: int = 0, max_tokens: int = 32) -> dict[str, str]:
+        """The first `max_tokens` tokens of a split's block `index`, as text (attention maps)."""
         self.setup()
-        return {"text": self.tokenizer.decode(self.splits[split].images[0][:max_tokens].tolist())}
+        block = self.splits[split].images[index][:max_tokens]
+        return {"text": self.tokenizer.decode(block.tolist())}
 
     def loader(self, split: str, shuffle: bool) -> DataLoader:
         return DataLoader(
