@@ -7,6 +7,7 @@ import random
 from pathlib import Path
 
 import torch
+from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import DataLoader
 
 from genlab.data.in_memory import Split, TensorBatches
@@ -159,8 +160,8 @@ class TranslationDataModule(SplitDataModule):
         if not keep:
             raise GenlabError(f"no {name} pair fits data.max_length={self.max_length}: raise it")
         return TensorBatches(
-            _padded([sources[i] for i in keep], self.pad_id),
-            _padded([targets[i] for i in keep], self.pad_id),
+            padded([sources[i] for i in keep], self.pad_id),
+            padded([targets[i] for i in keep], self.pad_id),
         )
 
     def example(self, split: str = "test", index: int = 0) -> dict[str, str]:
@@ -178,11 +179,10 @@ class TranslationDataModule(SplitDataModule):
         )
 
 
-def _padded(sequences: list[list[int]], pad_id: int) -> torch.Tensor:
-    out = torch.full((len(sequences), max(map(len, sequences))), pad_id, dtype=torch.long)
-    for i, ids in enumerate(sequences):
-        out[i, : len(ids)] = torch.tensor(ids)
-    return out
+def padded(sequences: list[list[int]], pad_id: int) -> torch.Tensor:
+    """Id lists as one (n, longest) tensor, padded on the right with `pad_id`."""
+    rows = [torch.tensor(ids, dtype=torch.long) for ids in sequences]
+    return pad_sequence(rows, batch_first=True, padding_value=pad_id)
 
 
 class _TrimPadding:

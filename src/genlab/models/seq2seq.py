@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from genlab.attention_maps import AttentionMap, hf_attentions
+from genlab.data.translation import padded
 from genlab.data.vocabulary import Vocabulary
 from genlab.errors import GenlabError
 from genlab.models.base import GenlabModule, OptimizerFactory
@@ -166,12 +167,15 @@ class Seq2Seq(GenlabModule):
         correct = (logits.argmax(-1) == target) & real
         losses = {"loss": loss, "acc": correct.sum() / real.sum()}
         if stage != "train":
-            hypotheses = self.greedy_ids(source)
-            matches = [h == r for h, r in zip(hypotheses, self._until_eos(target), strict=True)]
-            losses["exact_match"] = torch.tensor(matches, dtype=torch.float).mean()
+            hypotheses, references = self.greedy_ids(source), self._until_eos(target)
+            matches = [h == r for h, r in zip(hypotheses, references, strict=True)]
+            exact = torch.tensor(matches, dtype=torch.float, device=source.device)
+            losses["exact_match"] = exact.mean()
             if stage == "test":
-                references = map(self.decode, self._until_eos(target))
-                self._test_texts += zip(map(self.decode, hypotheses), references, strict=True)
+                self._test_texts += [
+                    (self.decode(h), self.decode(r))
+                    for h, r in zip(hypotheses, references, strict=True)
+                ]
         return losses
 
     def metric_weights(self, batch) -> dict[str, torch.Tensor]:
@@ -242,10 +246,7 @@ class Seq2Seq(GenlabModule):
             ids = self.tokenizer(list(texts))["input_ids"]
         else:
             ids = [self.vocabularies[0].encode(text) for text in texts]
-        batch = torch.full((len(ids), max(map(len, ids))), self.pad_id, dtype=torch.long)
-        for i, row in enumerate(ids):
-            batch[i, : len(row)] = torch.tensor(row)
-        return batch.to(self.device)
+        return padded(ids, self.pad_id).to(self.device)
 
     def decode(self, ids: Sequence[int]) -> str:
         if self.hf is not None:
