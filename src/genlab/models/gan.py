@@ -113,12 +113,14 @@ class GAN(GenlabModule):
 
     @torch.no_grad()
     def _update_ema(self) -> None:
-        averaged = list(self.generator_ema.parameters())
-        torch._foreach_lerp_(averaged, list(self.generator.parameters()), 1.0 - self.ema_decay)
-        for average, buffer in zip(
-            self.generator_ema.buffers(), self.generator.buffers(), strict=True
-        ):
-            average.copy_(buffer)  # BatchNorm statistics follow the generator
+        # Fused over all tensors. The lists are rebuilt each call: `.to(device)` replaces buffers.
+        ema, current = self.generator_ema, self.generator
+        torch._foreach_lerp_(
+            list(ema.parameters()), list(current.parameters()), 1.0 - self.ema_decay
+        )
+        buffers = list(ema.buffers())
+        if buffers:  # BatchNorm statistics follow the generator (the MLP has none)
+            torch._foreach_copy_(buffers, list(current.buffers()))
 
     def _losses(self, real: torch.Tensor, fake: torch.Tensor) -> dict[str, torch.Tensor]:
         """Discriminator loss on real vs fake (fake detached by the caller when it should be)."""
@@ -168,11 +170,13 @@ class GAN(GenlabModule):
             self._update_ema()
         self.track("train", {**metrics, "loss_g": loss_g}, len(real))
 
-    def _evaluate(self, batch, stage: str) -> None:
+    def _evaluate(self, batch, stage: str) -> torch.Tensor:
+        """Log the players' losses on one batch; return the fakes it generated."""
         real = batch[0]
         fake = self.sampler(self.noise(len(real), self.noise_generator(stage)))
         metrics = self._losses(real, fake)
         self.track(stage, {**metrics, "loss_g": self._generator_loss(fake)}, len(real))
+        return fake
 
     def validation_step(self, batch, batch_idx: int) -> None:
         self._evaluate(batch, "val")
@@ -197,13 +201,10 @@ class GAN(GenlabModule):
         self._quality = SampleQuality(extractor, self.device)
 
     def test_step(self, batch, batch_idx: int) -> None:
-        self._evaluate(batch, "test")
+        fake = self._evaluate(batch, "test")
         if self._quality is not None:
             real = batch[0]
-            fake = self.sampler(
-                self.noise(SampleQuality.fakes_needed(len(real)), self.noise_generator("test"))
-            )
-            self._quality.update(real, fake)
+            self._quality.update(real, fake[: SampleQuality.fakes_needed(len(real))])
 
     def on_test_epoch_end(self) -> None:
         super().on_test_epoch_end()
