@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import hydra
 import lightning as L
@@ -49,6 +50,12 @@ def clear_run_outputs(run_dir: Path) -> None:
             path.unlink()
 
 
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """A checkpoint's contents, memory-mapped (the optimizer state of `last.ckpt` is not read
+    unless used) and without running code from the file (weights_only)."""
+    return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+
+
 def run_dir_of(checkpoint: Path) -> Path:
     """A checkpoint's run directory: the parent of its `checkpoints/` folder."""
     return Path(checkpoint).resolve().parent.parent
@@ -74,7 +81,7 @@ def load_run(
     path = resolve_checkpoint(checkpoint, run_dir)
     datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
     model = hydra.utils.instantiate(cfg.model, _convert_="all")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = load_checkpoint(path)
     # As Lightning does: the hook first (a seq2seq model builds its network from the
     # vocabularies stored there), then the weights.
     model.on_load_checkpoint(state)

@@ -24,7 +24,7 @@ from omegaconf.errors import OmegaConfBaseException
 from genlab.distributed import is_rank_zero
 from genlab.errors import GenlabError
 from genlab.run_record import read_record
-from genlab.runs import resolve_checkpoint, run_dir_of
+from genlab.runs import load_checkpoint, resolve_checkpoint, run_dir_of
 
 
 @dataclass(frozen=True)
@@ -319,11 +319,6 @@ def run_dir_errors(cfg: DictConfig, run_dir: Path) -> list[str]:
     ]
 
 
-def _load_checkpoint(path: Path) -> dict[str, Any]:
-    """Memory-mapped and without running code from the file (weights_only)."""
-    return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-
-
 def checkpoint_errors(ckpt_path: str, run_dir: Path, model_target: str | None) -> list[str]:
     """The checkpoint exists, loads safely, and was written by the configured model class."""
     try:
@@ -331,7 +326,7 @@ def checkpoint_errors(ckpt_path: str, run_dir: Path, model_target: str | None) -
     except GenlabError as err:
         return [str(err)]
     try:
-        checkpoint = _load_checkpoint(path)
+        checkpoint = load_checkpoint(path)
     except Exception as err:  # truncated, not a torch file, or objects that need code to load
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         return [
@@ -360,7 +355,7 @@ def _model_of_run(run_dir: Path) -> str | None:
 def check_checkpoint_fits(model: torch.nn.Module, ckpt_path: str, path: str | Path) -> None:
     """Refuse, with the differing hyperparameters, a checkpoint whose weights do not fit `model`
     (Lightning would fail later with a traceback of every mismatched tensor)."""
-    checkpoint = _load_checkpoint(Path(path))
+    checkpoint = load_checkpoint(Path(path))
     theirs, ours = checkpoint["state_dict"], model.state_dict()
     problem = next(
         (
