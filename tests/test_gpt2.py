@@ -230,6 +230,11 @@ def test_prompts_and_texts_are_taken_as_typed():
         "model": {"pretrained": "gpt2"},
     }
     assert parse_args(['prompt=["a: b","c"]'], frozenset({"prompt"})) == {"prompt": ["a: b", "c"]}
+    assert parse_args(["out=2024", "run_dir=007", "n=8"]) == {
+        "out": "2024",
+        "run_dir": "007",
+        "n": 8,
+    }
 
 
 def test_attention_figures_callback_draws_a_gpt2_validation_block(corpus, tmp_path):

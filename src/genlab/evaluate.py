@@ -13,8 +13,8 @@ import sys
 from pathlib import Path
 
 import lightning as L
-from omegaconf import OmegaConf
 
+from genlab.cli_args import parse_args
 from genlab.errors import GenlabError, user_errors_exit
 from genlab.metrics import collect_metrics
 from genlab.runs import load_run, resolve_checkpoint, run_dir_of
@@ -47,7 +47,7 @@ def evaluate(run_dir: str | Path | None = None, ckpt_path: str | None = None) ->
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = OmegaConf.from_cli(sys.argv[1:] if argv is None else argv)
+    args = parse_args(sys.argv[1:] if argv is None else argv)
     unknown = set(args) - {"run_dir", "ckpt_path"}
     with user_errors_exit():
         if unknown:

@@ -10,8 +10,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from omegaconf import OmegaConf
-
+from genlab.cli_args import parse_args
 from genlab.errors import GenlabError, user_errors_exit
 from genlab.runs import load_run
 
@@ -28,7 +27,7 @@ def export_run(run_dir: str | Path, out: str | Path, ckpt_path: str = "best") ->
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = OmegaConf.to_container(OmegaConf.from_cli(sys.argv[1:] if argv is None else argv))
+    args = parse_args(sys.argv[1:] if argv is None else argv)
     with user_errors_exit():
         if set(args) - {"run_dir", "out", "ckpt_path"} or not {"run_dir", "out"} <= set(args):
             raise GenlabError("usage: genlab-export run_dir=<run> out=<dir> [ckpt_path=best]")
