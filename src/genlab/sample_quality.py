@@ -98,33 +98,70 @@ def feature_classifier(
     return model, accuracy
 
 
+class InceptionFeatures(nn.Module):
+    """Inception-v3 pool features (2048) of images in `value_range`, as torch-fidelity computes
+    them: 3-channel uint8 input. Needs torch-fidelity and its downloaded weights."""
+
+    num_features = 2048
+
+    def __init__(self, value_range: tuple[float, float]):
+        super().__init__()
+        from torchmetrics.image.fid import NoTrainInceptionV3
+
+        self.net = NoTrainInceptionV3(name="inception-v3-compat", features_list=["2048"])
+        self.value_range = value_range
+
+    @torch.no_grad()
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        pixels = (to_unit_range(images, self.value_range).clamp(0, 1) * 255).byte()
+        return self.net(pixels.expand(-1, 3, -1, -1))
+
+
+def inception_features(value_range: tuple[float, float]) -> InceptionFeatures:
+    try:
+        return InceptionFeatures(value_range)
+    except (ModuleNotFoundError, OSError, RuntimeError) as err:
+        raise GenlabError(
+            f"could not load Inception features for FID ({err}); they need torch-fidelity "
+            f"and its weights from the internet: use model.eval.features=classifier"
+        ) from None
+
+
+class _GivenFeatures(nn.Module):
+    """The feature extractor the metrics see: features are computed once per batch outside."""
+
+    def __init__(self, num_features: int):
+        super().__init__()
+        self.num_features = num_features
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return features
+
+
 class SampleQuality:
     """Accumulates real and generated images over a test epoch; `compute` gives FID/KID + floors.
 
     Each real batch is cut in two: the first half is the reference set, the second half is
     scored against it as the floor, and as many generated images are scored as the generator.
+    Each image goes through the feature network once; the four metrics share those features.
     Not an nn.Module on purpose: its feature network must not land in the model's checkpoint.
     """
 
-    def __init__(self, features: nn.Module | int, device: torch.device):
+    def __init__(self, features: nn.Module, device: torch.device):
         from torchmetrics.image.fid import FrechetInceptionDistance
         from torchmetrics.image.kid import KernelInceptionDistance
 
-        try:
-            self.metrics = {
-                name: metric_cls(feature=features, **kwargs).to(device)
-                for name, metric_cls, kwargs in (
-                    ("fid", FrechetInceptionDistance, {}),
-                    ("fid_floor", FrechetInceptionDistance, {}),
-                    ("kid", KernelInceptionDistance, {}),
-                    ("kid_floor", KernelInceptionDistance, {}),
-                )
-            }
-        except (ModuleNotFoundError, OSError, RuntimeError) as err:
-            raise GenlabError(
-                f"could not load Inception features for FID ({err}); they need torch-fidelity "
-                f"and its weights from the internet: use model.eval.features=classifier"
-            ) from None
+        self.features = features.to(device)
+        given = _GivenFeatures(features.num_features)
+        self.metrics = {
+            name: metric_cls(feature=given).to(device)
+            for name, metric_cls in (
+                ("fid", FrechetInceptionDistance),
+                ("fid_floor", FrechetInceptionDistance),
+                ("kid", KernelInceptionDistance),
+                ("kid_floor", KernelInceptionDistance),
+            )
+        }
         self.count = 0
 
     @staticmethod
@@ -134,10 +171,17 @@ class SampleQuality:
 
     def update(self, real: torch.Tensor, fake: torch.Tensor) -> None:
         """`real`: a test batch; `fake`: `fakes_needed(len(real))` generated images."""
-        reference, held_out = real[: len(real) // 2], real[len(real) // 2 :]
+        half = len(real) // 2
+        with torch.no_grad():
+            features = self.features(torch.cat([real, fake]))
+        reference, held_out, generated = (
+            features[:half],
+            features[half : len(real)],
+            features[len(real) :],
+        )
         for name, scored in (
-            ("fid", fake),
-            ("kid", fake),
+            ("fid", generated),
+            ("kid", generated),
             ("fid_floor", held_out),
             ("kid_floor", held_out),
         ):

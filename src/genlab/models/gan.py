@@ -28,7 +28,12 @@ from torch import nn
 from genlab.errors import GenlabError
 from genlab.models.base import GenlabModule, OptimizerFactory
 from genlab.nn.gan import MLPDiscriminator, MLPGenerator
-from genlab.sample_quality import ClassifierFeatures, SampleQuality, feature_classifier
+from genlab.sample_quality import (
+    ClassifierFeatures,
+    SampleQuality,
+    feature_classifier,
+    inception_features,
+)
 
 _DEFAULT_OPTIMIZER = partial(torch.optim.Adam, lr=2e-4, betas=(0.5, 0.999))
 
@@ -188,7 +193,7 @@ class GAN(GenlabModule):
         if features in (None, "none"):
             return
         if features == "inception":
-            extractor: nn.Module | int = 2048
+            extractor: nn.Module = inception_features(self.value_range)
         else:
             classifier, self._classifier_acc = feature_classifier(
                 self.trainer.datamodule,
