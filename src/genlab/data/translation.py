@@ -126,9 +126,9 @@ class TranslationDataModule(SplitDataModule):
     def encode(self, sources: list[str], targets: list[str]) -> tuple[list, list]:
         """Token ids of each side; targets end with the end-of-sequence token."""
         if self.tokenizer_name:
-            from genlab.tokenizer import seq2seq_tokenizer
+            from genlab.tokenizer import pretrained_tokenizer
 
-            encoded = seq2seq_tokenizer(self.tokenizer_name)(sources, text_target=targets)
+            encoded = pretrained_tokenizer(self.tokenizer_name)(sources, text_target=targets)
             return encoded["input_ids"], encoded["labels"]
         return (
             [self.source_vocab.encode(s) for s in sources],
@@ -138,9 +138,9 @@ class TranslationDataModule(SplitDataModule):
     @property
     def pad_id(self) -> int:
         if self.tokenizer_name:
-            from genlab.tokenizer import seq2seq_tokenizer
+            from genlab.tokenizer import pretrained_tokenizer
 
-            return seq2seq_tokenizer(self.tokenizer_name).pad_token_id
+            return pretrained_tokenizer(self.tokenizer_name).pad_token_id
         return Vocabulary.pad_id
 
     def _tensors(self, name: str, pairs: list[Pair]) -> TensorBatches:

@@ -90,9 +90,9 @@ class Seq2Seq(GenlabModule):
     def _load_pretrained(self, name: str, trust_remote_code: bool) -> None:
         from transformers import AutoModelForSeq2SeqLM
 
-        from genlab.tokenizer import seq2seq_tokenizer
+        from genlab.tokenizer import pretrained_tokenizer
 
-        self.tokenizer = seq2seq_tokenizer(name, trust_remote_code)
+        self.tokenizer = pretrained_tokenizer(name, trust_remote_code)
         try:
             # from_pretrained returns eval mode; Lightning keeps modes, so dropout would be off.
             self.hf = AutoModelForSeq2SeqLM.from_pretrained(
