@@ -81,10 +81,11 @@ def test_weight_average_follows_the_generator_and_samples(tmp_path):
     assert not torch.allclose(flat(model.generator_ema), flat(model.generator))
     assert not torch.equal(flat(model.generator_ema), start)
     assert all(not p.requires_grad for p in model.generator_ema.parameters())
-    for average, buffer in zip(
-        model.generator_ema.buffers(), model.generator.buffers(), strict=True
+    for (name, average), buffer in zip(
+        model.generator_ema.named_buffers(), model.generator.buffers(), strict=True
     ):
-        assert torch.equal(average, buffer)  # BatchNorm statistics copied
+        # BatchNorm statistics are averaged like the weights; the batch counter is copied.
+        assert torch.equal(average, buffer) == name.endswith("num_batches_tracked")
     z = torch.Generator().manual_seed(1)
     model.eval()
     expected = model.generator_ema(torch.randn(4, 16, generator=z))
@@ -94,15 +95,23 @@ def test_weight_average_follows_the_generator_and_samples(tmp_path):
         GAN(input_shape=(1, 8, 8), ema_decay=1.5)
 
 
-def test_weight_average_is_the_lerp_of_the_generator_steps():
+def test_weight_average_is_the_lerp_of_the_generator_steps(monkeypatch):
     torch.manual_seed(0)
-    model = GAN(input_shape=(1, 8, 8), latent_dim=4, generator_dims=(8,), ema_decay=0.9)
-    start = flat(model.generator)
+    model = DCGAN(input_shape=(1, 8, 8), latent_dim=4, generator_width=4, ema_decay=0.9)
+    start = model.generator_ema.state_dict()
+    start = {name: tensor.clone() for name, tensor in start.items()}
     with torch.no_grad():
-        for p in model.generator.parameters():
-            p.add_(1.0)
+        for tensor in model.generator.state_dict().values():
+            tensor.add_(1)  # weights, BatchNorm statistics and the batch counter
+    # Warm-up: after 0 generator steps the average moves 1 - 1/10 of the way (not 1 - 0.9).
     model._update_ema()
-    torch.testing.assert_close(flat(model.generator_ema), start + 0.1)
+    for name, tensor in model.generator_ema.state_dict().items():
+        moved = 1 if name.endswith("num_batches_tracked") else 0.9
+        torch.testing.assert_close(tensor, start[name] + moved)
+    # Two optimizer steps per batch (discriminator, generator): steps = global_step // 2.
+    for global_step, decay in [(0, 0.1), (2, 2 / 11), (180, 0.9), (10**6, 0.9)]:
+        monkeypatch.setattr(DCGAN, "global_step", property(lambda self, s=global_step: s))
+        assert model.ema_decay_now() == pytest.approx(decay)
 
 
 @pytest.mark.parametrize("model_class", [GAN, DCGAN])

@@ -116,16 +116,26 @@ class GAN(GenlabModule):
         z = torch.randn(n, self.latent_dim, generator=generator).to(self.device)
         return self.sampler(z)
 
+    def ema_decay_now(self) -> float:
+        """`ema_decay` with a warm-up, (1 + n) / (10 + n) after n generator steps (as
+        TensorFlow's ExponentialMovingAverage): a fixed 0.999 would still hold 12% of the random
+        initial weights after 2,000 steps."""
+        steps = self.global_step // (self.discriminator_steps + 1)
+        return min(self.ema_decay, (1.0 + steps) / (10.0 + steps))
+
     @torch.no_grad()
     def _update_ema(self) -> None:
-        # Fused over all tensors. The lists are rebuilt each call: `.to(device)` replaces buffers.
-        ema, current = self.generator_ema, self.generator
+        # Parameters and BatchNorm running statistics are averaged alike, so the average's
+        # statistics belong to its weights (copying the generator's would not). Fused over all
+        # tensors; the lists are rebuilt each call because `.to(device)` replaces buffers.
+        ema, current = self.generator_ema.state_dict(), self.generator.state_dict()
+        floats = [name for name, tensor in ema.items() if tensor.is_floating_point()]
+        counters = [name for name in ema if name not in floats]  # num_batches_tracked
         torch._foreach_lerp_(
-            list(ema.parameters()), list(current.parameters()), 1.0 - self.ema_decay
+            [ema[n] for n in floats], [current[n] for n in floats], 1.0 - self.ema_decay_now()
         )
-        buffers = list(ema.buffers())
-        if buffers:  # BatchNorm statistics follow the generator (the MLP has none)
-            torch._foreach_copy_(buffers, list(current.buffers()))
+        if counters:
+            torch._foreach_copy_([ema[n] for n in counters], [current[n] for n in counters])
 
     def _losses(self, real: torch.Tensor, fake: torch.Tensor) -> dict[str, torch.Tensor]:
         """Discriminator loss on real vs fake (fake detached by the caller when it should be)."""
