@@ -127,4 +127,6 @@ def test_console_script_from_another_directory(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     runs = list((tmp_path / "outputs" / "vae_digits").iterdir())
     assert len(runs) == 1 and (runs[0] / "metrics.json").is_file()
+    # Lightning's own lines reach the run's log file, not only the console.
+    assert "Running in `fast_dev_run` mode" in (runs[0] / "train.log").read_text()
     assert not (REPO / "outputs" / "vae_digits" / runs[0].name).exists()

@@ -6,6 +6,7 @@ From Python, `genlab.train(["model=ae", "trainer.max_epochs=3"])` runs the same 
 
 from __future__ import annotations
 
+import logging
 import signal
 import sys
 import types
@@ -170,10 +171,26 @@ def _checkpoint_to_test(trainer: L.Trainer, cfg: DictConfig, ckpt_path: str | No
     return callback.best_model_path if callback is not None and callback.best_model_path else None
 
 
+def _lightning_logs_to_run_log() -> None:
+    """Lightning, imported before Hydra configures logging, gives its loggers a console handler
+    of their own and cuts them off from the root logger, so its lines (devices, why fit stopped)
+    would miss the run's train.log. Hand them the root logger's files too (console unchanged)."""
+    files = [h for h in logging.getLogger().handlers if isinstance(h, logging.FileHandler)]
+    for name in ("lightning.pytorch", "lightning.fabric"):
+        logger = logging.getLogger(name)
+        if logger.propagate:
+            continue  # the root logger's handlers see its lines already
+        for handler in [h for h in logger.handlers if isinstance(h, logging.FileHandler)]:
+            logger.removeHandler(handler)  # an earlier in-process run's log file
+        for handler in files:
+            logger.addHandler(handler)
+
+
 def _task(cfg: DictConfig) -> dict[str, float]:
     """One job. In a sweep, errors stay exceptions so Hydra records the job as failed and the
     sweep goes on; in a single run, a user error becomes one line and exit code 2. SIGINT or
     SIGTERM ends the process (RunInterrupted), in a sweep too."""
+    _lightning_logs_to_run_log()
     try:
         if HydraConfig.get().mode == RunMode.MULTIRUN:
             return run(cfg)
