@@ -17,6 +17,7 @@ import torch
 from conftest import REPO, quiet_trainer
 from hydra.core.global_hydra import GlobalHydra
 
+from genlab.atomic import replace_atomically
 from genlab.callbacks.checkpoint import AtomicCheckpointIO
 from genlab.data.digits import DigitsDataModule
 from genlab.errors import TrainingDiverged
@@ -167,6 +168,7 @@ def test_gan_stops_before_a_nan_reaches_its_weights(tmp_path):
 
 SLOW_SAVE = """
 import io, sys, time, torch
+from genlab.atomic import replace_atomically
 from genlab.callbacks.checkpoint import AtomicCheckpointIO
 
 writer, path = AtomicCheckpointIO(), sys.argv[1]
@@ -207,3 +209,20 @@ def test_a_kill_during_a_checkpoint_write_leaves_the_previous_one_loadable(tmp_p
     AtomicCheckpointIO().save_checkpoint({"epoch": 3}, last)  # the next save cleans up
     assert torch.load(last, weights_only=True) == {"epoch": 3}
     assert sorted(p.name for p in last.parent.iterdir()) == ["last.ckpt"]
+
+
+@pytest.mark.parametrize("durable", [False, True])
+def test_a_failed_whole_file_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path, durable):
+    path = tmp_path / "runs" / "metrics.json"  # its folder is made on the way
+    replace_atomically(path, lambda tmp: tmp.write_text("old"), durable=durable)
+
+    def half_then_fail(tmp: Path) -> None:
+        tmp.write_text("ne")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        replace_atomically(path, half_then_fail, durable=durable)
+    assert path.read_text() == "old"
+    assert [p.name for p in path.parent.iterdir()] == ["metrics.json"]
+    replace_atomically(path, lambda tmp: tmp.write_text("new"), durable=durable)
+    assert path.read_text() == "new"

@@ -8,6 +8,8 @@ from typing import Any
 
 import torch
 
+from genlab.atomic import replace_atomically
+
 log = logging.getLogger(__name__)
 
 
@@ -31,7 +33,4 @@ def load_cached(path: Path) -> Any | None:
 
 def save_cached(obj: Any, path: Path) -> None:
     """Write through a temporary file, so a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save(obj, tmp)
-    tmp.replace(path)
+    replace_atomically(path, lambda tmp: torch.save(obj, tmp))

@@ -11,6 +11,8 @@ import lightning as L
 from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 
+from genlab.atomic import replace_atomically
+
 
 def collect_metrics(trainer: L.Trainer) -> dict[str, float]:
     """Epoch-level metrics the trainer holds now (train/val after fit, test after test) as floats.
@@ -43,10 +45,8 @@ def write_metrics(
     }
     if status is not None:
         clean["status"] = status
-    path = Path(run_dir) / "metrics.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(clean, indent=2) + "\n")
-    tmp.replace(path)
+    text = json.dumps(clean, indent=2) + "\n"
+    replace_atomically(Path(run_dir) / "metrics.json", lambda tmp: tmp.write_text(text))
 
 
 def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:

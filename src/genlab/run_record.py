@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from genlab.atomic import replace_atomically
 from genlab.distributed import is_rank_zero
 
 RECORD_NAME = "run.json"
@@ -91,10 +92,8 @@ class RunRecord:
     def write(self) -> None:
         if not is_rank_zero():
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(self.data, indent=2, default=str) + "\n")
-        tmp.replace(self.path)
+        text = json.dumps(self.data, indent=2, default=str) + "\n"
+        replace_atomically(self.path, lambda tmp: tmp.write_text(text))
 
 
 def read_record(run_dir: Path) -> dict[str, Any] | None:

@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
+from genlab.atomic import replace_atomically
 from genlab.cache import load_cached, save_cached
 from genlab.data.in_memory import TensorBatches, keep_batch
 from genlab.data.splits import SplitDataModule
@@ -65,16 +66,13 @@ class TextDataModule(SplitDataModule):
             self._download(Path(self.path))
 
     def _download(self, target: Path) -> None:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_suffix(target.suffix + ".part")
         try:
-            urllib.request.urlretrieve(self.url, tmp)
+            replace_atomically(target, lambda tmp: urllib.request.urlretrieve(self.url, tmp))
         except OSError as err:
             raise GenlabError(
                 f"{target} is missing and downloading {self.url} failed ({err}); point "
                 f"data.path at a local copy, e.g. data.path=../shared/data/tinyshakespeare.txt"
             ) from None
-        tmp.replace(target)
 
     def _read_text(self) -> str:
         if self.dataset:
