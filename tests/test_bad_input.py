@@ -63,6 +63,10 @@ def assert_refused(code: int, err: str, *needles: str, lines: int = 1) -> None:
         (["model.latent_dim=0"], ["model.latent_dim=0", "positive integer"]),
         (["model.optimizer.lr=-0.001"], ["model.optimizer.lr=-0.001", "positive number"]),
         (["model=gan", "model.generator_optimizer.lr=0"], ["generator_optimizer.lr=0"]),
+        (
+            ["model=dcgan", "model.discriminator_norm=layer"],
+            ["model.discriminator_norm=layer", "batch or spectral"],
+        ),
         (["trainer.max_epochs=0"], ["trainer.max_epochs=0", "-1 for no limit"]),
         (["trainer.max_epochs=1.5"], ["trainer.max_epochs=1.5", "positive integer"]),
         (["data.val_fraction=1.5"], ["data.val_fraction=1.5", "[0, 1)"]),

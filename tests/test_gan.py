@@ -236,3 +236,22 @@ def test_generate_writes_a_vae_grid_and_refuses_models_that_cannot_sample(tmp_pa
             with pytest.raises(SystemExit) as exit:
                 generate_main([f"run_dir={run_dir}"])
             assert exit.value.code == 2 and "cannot sample" in capsys.readouterr().err
+
+
+def test_spectral_discriminator_has_no_batch_norm_and_unit_spectral_norms():
+    torch.manual_seed(0)
+    model = DCGAN(input_shape=(1, 28, 28), discriminator_width=8, discriminator_norm="spectral")
+    discriminator = model.discriminator
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in discriminator.modules())
+    assert any(
+        isinstance(m, torch.nn.BatchNorm2d) for m in DCGAN((1, 28, 28)).discriminator.modules()
+    )
+    for _ in range(30):  # one power iteration per training forward pass
+        discriminator(torch.randn(4, 1, 28, 28))
+    convs = [m for m in discriminator.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert len(convs) == 3
+    for conv in convs:  # the weight the layer uses, as a matrix: largest singular value 1
+        sigma = torch.linalg.matrix_norm(conv.weight.detach().flatten(1), ord=2)
+        assert sigma == pytest.approx(1.0, abs=0.02)
+    with pytest.raises(ValueError, match="'batch' or 'spectral'"):
+        DCGANDiscriminator((1, 28, 28), normalization="layer")

@@ -101,6 +101,7 @@ RULES: dict[str, Rule] = {
     "max_len": POSITIVE_INT,
     "dropout": FRACTION,
     "label_smoothing": FRACTION,
+    "discriminator_norm": Rule("batch or spectral", lambda v: v in ("batch", "spectral")),
     "beta": NON_NEGATIVE_NUMBER,
     "lr": POSITIVE_NUMBER,
     "weight_decay": NON_NEGATIVE_NUMBER,

@@ -12,8 +12,9 @@ from genlab.nn.dcgan import DCGANDiscriminator, DCGANGenerator
 
 
 class DCGAN(GAN):
-    """`generator_width` / `discriminator_width` are the tutorial's ngf / ndf (64); every other
-    option (steps, smoothing, clipping, optimizers, eval) is the GAN's."""
+    """`generator_width` / `discriminator_width` are the tutorial's ngf / ndf (64);
+    `discriminator_norm` is "batch" (the paper) or "spectral"; every other option (steps,
+    smoothing, clipping, optimizers, eval) is the GAN's."""
 
     def __init__(
         self,
@@ -21,8 +22,10 @@ class DCGAN(GAN):
         latent_dim: int = 100,
         generator_width: int = 64,
         discriminator_width: int = 64,
+        discriminator_norm: str = "batch",
         **gan_options: Any,
     ):
+        self.discriminator_norm = discriminator_norm
         super().__init__(
             input_shape,
             latent_dim,
@@ -34,5 +37,5 @@ class DCGAN(GAN):
     def build_networks(self, generator_dims, discriminator_dims) -> tuple[nn.Module, nn.Module]:
         return (
             DCGANGenerator(self.latent_dim, self.input_shape, generator_dims[0]),
-            DCGANDiscriminator(self.input_shape, discriminator_dims[0]),
+            DCGANDiscriminator(self.input_shape, discriminator_dims[0], self.discriminator_norm),
         )

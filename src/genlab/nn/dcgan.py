@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 import torch
 from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
 
 
 def _plan(image_size: int) -> tuple[int, int]:
@@ -65,22 +66,32 @@ class DCGANGenerator(nn.Module):
 
 
 class DCGANDiscriminator(nn.Module):
-    def __init__(self, input_shape: Sequence[int], width: int = 64):
+    """`normalization="batch"` is the paper's (BatchNorm after every convolution but the first);
+    "spectral" drops BatchNorm and bounds each convolution's spectral norm instead (Miyato et
+    al. 2018), so the discriminator no longer sees real and fake batches' statistics."""
+
+    def __init__(self, input_shape: Sequence[int], width: int = 64, normalization: str = "batch"):
         super().__init__()
+        if normalization not in ("batch", "spectral"):
+            raise ValueError(f"normalization must be 'batch' or 'spectral', got {normalization!r}")
+        spectral = normalization == "spectral"
         channels, _, side = input_shape
         base, doublings = _plan(side)
         width_at = [width * 2**i for i in range(doublings)]
         layers: list[nn.Module] = [nn.Conv2d(channels, width_at[0], 4, 2, 1, bias=False)]
         layers.append(nn.LeakyReLU(0.2, inplace=True))
         for n_in, n_out in zip(width_at[:-1], width_at[1:], strict=True):
-            layers += [
-                nn.Conv2d(n_in, n_out, 4, 2, 1, bias=False),
-                nn.BatchNorm2d(n_out),
-                nn.LeakyReLU(0.2, inplace=True),
-            ]
+            layers.append(nn.Conv2d(n_in, n_out, 4, 2, 1, bias=False))
+            if not spectral:
+                layers.append(nn.BatchNorm2d(n_out))
+            layers.append(nn.LeakyReLU(0.2, inplace=True))
         layers.append(nn.Conv2d(width_at[-1], 1, base, 1, 0, bias=False))
         self.net = nn.Sequential(*layers)
         self.apply(_init_weights)
+        if spectral:
+            for layer in self.net:
+                if isinstance(layer, nn.Conv2d):
+                    spectral_norm(layer)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.net(images).flatten()
