@@ -8,6 +8,7 @@ perfect generator would reach with that many samples.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from pathlib import Path
@@ -42,28 +43,54 @@ class ClassifierFeatures(nn.Module):
 def _train_classifier(
     datamodule: L.LightningDataModule, value_range, input_shape, epochs: int, seed: int
 ) -> tuple[Classifier, float]:
-    """A plain loop (a nested Trainer would disturb the one running); returns test accuracy."""
-    torch.manual_seed(seed)
-    model = Classifier(input_shape, num_classes=datamodule.num_classes)
-    optimizer = model.configure_optimizers()
-    for _ in range(epochs):
-        model.train()
-        for batch in datamodule.train_dataloader():
-            loss = model.compute_losses((to_unit_range(batch[0], value_range), batch[1]), "train")[
-                "loss"
-            ]
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
+    """A plain loop (a nested Trainer would disturb the one running); returns test accuracy.
+
+    Seeded on an RNG of its own, so the run's RNG is left as it was whether the classifier is
+    trained here or loaded from the cache.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = Classifier(input_shape, num_classes=datamodule.num_classes)
+        optimizer = model.configure_optimizers()
+        for _ in range(epochs):
+            model.train()
+            for images, labels in datamodule.loader("train", shuffle=True):
+                batch = (to_unit_range(images, value_range), labels)
+                loss = model.compute_losses(batch, "train")["loss"]
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
     model.eval()
     correct = total = 0
     with torch.no_grad():
-        for images, targets in datamodule.test_dataloader():
+        # The whole test split (test_dataloader() holds one rank's share under DDP).
+        for images, targets in datamodule.loader("test", shuffle=False):
             correct += (
                 (model.net(to_unit_range(images, value_range)).argmax(1) == targets).sum().item()
             )
             total += len(targets)
     return model, correct / total
+
+
+def require_classes(datamodule: L.LightningDataModule) -> None:
+    """The feature classifier needs labelled images of two classes or more."""
+    if getattr(datamodule, "num_classes", 2) < 2:
+        raise GenlabError(
+            "the data has one class (an image folder without a subfolder per class), so there is "
+            "no classifier to measure FID/KID with: set model.eval.features=none, or inception"
+        )
+
+
+def _data_key(datamodule: L.LightningDataModule) -> str:
+    """Which data a classifier learnt: the datamodule's kind, where its files are and how they
+    were split (two image folders of one image size must not share a classifier)."""
+    where = getattr(datamodule, "path", None) or getattr(datamodule, "data_dir", None)
+    parts = [
+        type(datamodule).__name__,
+        str(Path(where).resolve()) if where is not None else "",
+        str(getattr(datamodule, "split_seed", "")),
+    ]
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:12]
 
 
 def feature_classifier(
@@ -73,16 +100,34 @@ def feature_classifier(
     cache_dir: Path,
     epochs: int = 3,
     seed: int = 0,
+    trainer: L.Trainer | None = None,
 ) -> tuple[Classifier, float]:
-    """This dataset's cached classifier (trained, seeded, on first use) and its test accuracy."""
+    """This dataset's cached classifier (trained, seeded, on first use) and its test accuracy.
+
+    Under DDP (`trainer` given) rank 0 trains it while the other ranks wait, then load it.
+    """
+    require_classes(datamodule)
     name = type(datamodule).__name__
-    key = f"{name}_{'x'.join(map(str, input_shape))}_e{epochs}_s{seed}"
+    shape = "x".join(map(str, input_shape))
+    key = f"{name}_{shape}_e{epochs}_s{seed}_{_data_key(datamodule)}"
     path = Path(cache_dir) / "feature_classifiers" / f"{key}.pt"
     saved = load_cached(path)
+    if saved is None and trainer is not None and trainer.world_size > 1:
+        if trainer.is_global_zero:
+            _train_and_cache(datamodule, value_range, input_shape, epochs, seed, path)
+        trainer.strategy.barrier("feature_classifier")
+        saved = load_cached(path)
     if saved is not None:
         model = Classifier(input_shape, num_classes=saved["num_classes"])
         model.load_state_dict(saved["state_dict"])
         return model.eval(), saved["test_acc"]
+    return _train_and_cache(datamodule, value_range, input_shape, epochs, seed, path)
+
+
+def _train_and_cache(
+    datamodule, value_range, input_shape, epochs: int, seed: int, path: Path
+) -> tuple[Classifier, float]:
+    name = type(datamodule).__name__
     start = time.perf_counter()
     with torch.inference_mode(False), torch.enable_grad():
         model, accuracy = _train_classifier(datamodule, value_range, input_shape, epochs, seed)
@@ -162,7 +207,8 @@ class SampleQuality:
                 ("kid_floor", KernelInceptionDistance),
             )
         }
-        self.count = 0
+        self.device = torch.device(device)
+        self.reference_count = 0
 
     @staticmethod
     def fakes_needed(batch_size: int) -> int:
@@ -172,8 +218,10 @@ class SampleQuality:
     def update(self, real: torch.Tensor, fake: torch.Tensor) -> None:
         """`real`: a test batch; `fake`: `fakes_needed(len(real))` generated images."""
         half = len(real) // 2
-        with torch.no_grad():
-            features = self.features(torch.cat([real, fake]))
+        # In full precision: under 16-mixed / bf16-mixed autocast the features would be half
+        # precision, and torchmetrics casts FID back to their dtype (KID even became NaN).
+        with torch.no_grad(), torch.autocast(self.device.type, enabled=False):
+            features = self.features(torch.cat([real, fake]).float()).float()
         reference, held_out, generated = (
             features[:half],
             features[half : len(real)],
@@ -187,14 +235,19 @@ class SampleQuality:
         ):
             self.metrics[name].update(reference, real=True)
             self.metrics[name].update(scored, real=False)
-        self.count += len(held_out)
+        self.reference_count += half
 
     def compute(self) -> dict[str, float]:
         scores: dict[str, Any] = {}
-        for name, metric in self.metrics.items():
-            if name.startswith("kid"):
-                metric.subset_size = min(1000, self.count)
-                scores[name] = float(metric.compute()[0])
-            else:
-                scores[name] = float(metric.compute())
+        # KID averages over random subsets drawn from the global RNG: a seed of its own makes it
+        # the same whenever a checkpoint is scored, and leaves the run's RNG alone. Subsets as
+        # large as the smaller set (the reference half holds the odd image out).
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            for name, metric in self.metrics.items():
+                if name.startswith("kid"):
+                    metric.subset_size = min(1000, self.reference_count)
+                    scores[name] = float(metric.compute()[0])
+                else:
+                    scores[name] = float(metric.compute())
         return scores

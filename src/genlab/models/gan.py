@@ -33,6 +33,7 @@ from genlab.sample_quality import (
     SampleQuality,
     feature_classifier,
     inception_features,
+    require_classes,
 )
 
 _DEFAULT_OPTIMIZER = partial(torch.optim.Adam, lr=2e-4, betas=(0.5, 0.999))
@@ -196,6 +197,11 @@ class GAN(GenlabModule):
     def validation_step(self, batch, batch_idx: int) -> None:
         self._evaluate(batch, "val")
 
+    def setup(self, stage: str) -> None:
+        # Before training, not after it: data the FID classifier cannot learn from.
+        if self.eval_config.get("features", "classifier") == "classifier" and self._trainer:
+            require_classes(self.trainer.datamodule)
+
     def on_test_epoch_start(self) -> None:
         super().on_test_epoch_start()
         self._quality: SampleQuality | None = None
@@ -211,6 +217,7 @@ class GAN(GenlabModule):
                 self.input_shape,
                 cache_dir=self.eval_config.get("cache_dir", ".cache/genlab"),
                 epochs=self.eval_config.get("classifier_epochs", 3),
+                trainer=self.trainer,
             )
             extractor = ClassifierFeatures(classifier.to(self.device), self.value_range)
         self._quality = SampleQuality(extractor, self.device)
