@@ -251,7 +251,7 @@ def test_attention_figures_callback_draws_a_gpt2_validation_block(corpus, tmp_pa
     logger = TensorBoardLogger(tmp_path, name="tb", version="")
     trainer = SimpleNamespace(
         sanity_checking=False, is_global_zero=True, loggers=[logger], datamodule=datamodule,
-        global_step=7,
+        fit_loop=SimpleNamespace(epoch_loop=SimpleNamespace(_batches_that_stepped=7)),
     )  # fmt: skip
     AttentionFigures().on_validation_epoch_end(trainer, model)  # the first validation block
     logger.experiment.flush()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import lightning as L
 
 from genlab.attention_maps import plot_attention
-from genlab.callbacks.tensorboard import tensorboard_logger
+from genlab.callbacks.tensorboard import logging_step, tensorboard_logger
 
 
 class AttentionFigures(L.Callback):
@@ -23,5 +23,5 @@ class AttentionFigures(L.Callback):
             return
         for attention in pl_module.attention_maps(**example("val", index=self.index)):
             logger.experiment.add_figure(
-                f"attention/{attention.name}", plot_attention(attention), trainer.global_step
+                f"attention/{attention.name}", plot_attention(attention), logging_step(trainer)
             )

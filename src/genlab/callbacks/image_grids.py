@@ -5,7 +5,7 @@ from __future__ import annotations
 import lightning as L
 import torch
 
-from genlab.callbacks.tensorboard import tensorboard_logger
+from genlab.callbacks.tensorboard import logging_step, tensorboard_logger
 from genlab.images import to_unit_range
 
 
@@ -40,7 +40,7 @@ class ImageGrids(L.Callback):
             return
         from torchvision.utils import make_grid
 
-        step = trainer.global_step
+        step = logging_step(trainer)
         with torch.no_grad():
             value_range = getattr(pl_module, "value_range", (0.0, 1.0))
             for tag, images, nrow in self._grids(trainer, pl_module):

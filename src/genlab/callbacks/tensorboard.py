@@ -12,3 +12,9 @@ def tensorboard_logger(trainer: L.Trainer) -> TensorBoardLogger | None:
     if trainer.sanity_checking or not trainer.is_global_zero:
         return None
     return next((lg for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)), None)
+
+
+def logging_step(trainer: L.Trainer) -> int:
+    """The step Lightning logs scalars at (batches that stepped), so figures line up with the
+    curves; `global_step` counts optimizer steps, two or more per batch for a GAN."""
+    return trainer.fit_loop.epoch_loop._batches_that_stepped

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import lightning as L
 
-from genlab.callbacks.tensorboard import tensorboard_logger
+from genlab.callbacks.tensorboard import logging_step, tensorboard_logger
 
 
 class TextSamples(L.Callback):
@@ -25,4 +25,4 @@ class TextSamples(L.Callback):
             temperature=0.8,
         )
         for i, (prompt, text) in enumerate(zip(prompts, texts, strict=True)):
-            logger.experiment.add_text(f"samples/{i}", f"**{prompt}**{text}", trainer.global_step)
+            logger.experiment.add_text(f"samples/{i}", f"**{prompt}**{text}", logging_step(trainer))
