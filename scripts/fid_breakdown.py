@@ -77,17 +77,18 @@ def main() -> None:
     variance = [float(torch.cov(x[:n].double().T).trace()) for x in (reference, fake)]
     print(f"  feature variance (trace): real {variance[0]:.1f}, generated {variance[1]:.1f}")
 
-    classes = int(real_class.max()) + 1
+    classes = classifier.net.head.out_features
     real_mix = torch.bincount(reference_class, minlength=classes)
+    real_share = real_mix.double() / len(reference)
     fake_mix = torch.bincount(fake_class, minlength=classes).double() / len(fake_class)
     print("class mix (classifier's labels), real / generated:")
     for c in range(classes):
-        print(f"  class {c}: {real_mix[c] / n:.3f} / {fake_mix[c]:.3f}")
-    print(f"  total variation distance {0.5 * float((real_mix / n - fake_mix).abs().sum()):.3f}")
+        print(f"  class {c}: {real_share[c]:.3f} / {fake_mix[c]:.3f}")
+    print(f"  total variation distance {0.5 * float((real_share - fake_mix).abs().sum()):.3f}")
 
     picked = [torch.nonzero(fake_class == c).flatten()[: int(real_mix[c])] for c in range(classes)]
     resampled = torch.cat(picked)
-    if len(resampled) == n:
+    if len(resampled) == len(reference):
         print(
             f"FID with the generated class mix resampled to the real one: "
             f"{frechet(reference, fake[resampled])[0]:.3f}"
@@ -95,7 +96,7 @@ def main() -> None:
     else:
         print(
             f"too few generated images of some class to resample to the real mix "
-            f"({len(resampled)} of {n}): raise --samples"
+            f"({len(resampled)} of {len(reference)}): raise --samples"
         )
 
     print("per class: FID of <= 500 generated vs floor of as many real")

@@ -255,3 +255,50 @@ def test_spectral_discriminator_has_no_batch_norm_and_unit_spectral_norms():
         assert sigma == pytest.approx(1.0, abs=0.02)
     with pytest.raises(ValueError, match="'batch' or 'spectral'"):
         DCGANDiscriminator((1, 28, 28), normalization="layer")
+
+
+def test_sample_grids_land_on_the_step_of_the_curves(tmp_path):
+    from lightning.pytorch.loggers import TensorBoardLogger
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from genlab.callbacks.image_grids import ImageGrids
+
+    trainer = quick_trainer(
+        tmp_path,
+        logger=TensorBoardLogger(tmp_path, name="tb"),
+        callbacks=[ImageGrids(num_samples=4)],
+        limit_train_batches=3,
+        limit_val_batches=1,
+        num_sanity_val_steps=0,
+    )
+    trainer.fit(GAN(input_shape=(1, 8, 8), latent_dim=4), datamodule=DigitsDataModule())
+    assert trainer.global_step == 6  # two optimizer steps per batch
+    events = EventAccumulator(str(trainer.logger.log_dir), size_guidance={"images": 0})
+    events.Reload()
+    [grid] = events.Images("images/samples")
+    [loss] = events.Scalars("val/loss_d")
+    # Lightning logs validation curves at its count of batches that stepped (2: the last batch
+    # is counted after validation), not at global_step (6); the grid goes to the same point.
+    assert grid.step == loss.step == 2
+
+
+def test_each_rank_draws_its_own_noise():
+    from types import SimpleNamespace
+
+    model = GAN(input_shape=(1, 8, 8), latent_dim=4)
+    draws = {}
+    for world_size, rank in [(1, 0), (2, 0), (2, 1)]:
+        model._trainer = SimpleNamespace(world_size=world_size, global_rank=rank)
+        torch.manual_seed(5)
+        model.on_train_start()
+        model._reset_eval_noise()
+        draws[world_size, rank] = (model.noise(3), model.noise(3, model.noise_generator("test")))
+    model._trainer = None
+    torch.manual_seed(5)
+    single = torch.randn(3, 4)
+    assert torch.equal(draws[1, 0][0], single)  # one device: the seeded stream, untouched
+    assert torch.equal(
+        draws[1, 0][1], torch.randn(3, 4, generator=torch.Generator().manual_seed(0))
+    )
+    for kind in (0, 1):  # training noise, evaluation noise
+        assert not torch.equal(draws[2, 0][kind], draws[2, 1][kind])
