@@ -184,3 +184,73 @@ def test_resume_refuses_a_different_model_and_names_the_original_overrides(train
 
     missing = train_cli(f"run_dir={tmp_path / 'nope'}", "ckpt_path=last", cwd=tmp_path)
     assert missing.returncode == 2 and "no checkpoint at" in missing.stderr
+
+
+@pytest.mark.parametrize("how", ["move", "copy"])
+def test_a_moved_or_copied_run_resumes_in_its_new_place(train_cli, tmp_path, how):
+    import shutil
+
+    origin, new = tmp_path / "origin", tmp_path / "new"
+    first = train_cli(
+        "trainer.max_epochs=1", "test=false", *QUICK[1:], f"hydra.run.dir={origin}", cwd=tmp_path
+    )
+    assert first.returncode == 0, first.stderr[-3000:]
+    (shutil.move if how == "move" else shutil.copytree)(origin, new)
+    old_best = origin / "checkpoints" / "best.ckpt"
+    stamp = old_best.stat().st_mtime_ns if how == "copy" else None
+
+    resumed = train_cli(
+        "trainer.max_epochs=2", "logger=none", f"run_dir={new}", "ckpt_path=last", cwd=tmp_path
+    )
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    # Its own best/last were updated in place (no best-v1.ckpt), the old folder left alone,
+    # and the test scored this folder's best checkpoint.
+    assert sorted(p.name for p in (new / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
+    assert torch.load(new / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 1
+    if how == "copy":
+        assert old_best.stat().st_mtime_ns == stamp
+    evaluate_main([f"run_dir={new}"])
+    tested = read_json(new / "metrics.json")["test/loss"]
+    assert read_json(new / "eval_metrics.json")["test/loss"] == pytest.approx(tested, rel=1e-6)
+
+
+def test_continuing_a_run_keeps_what_it_does_not_measure_again(train_cli, tmp_path):
+    run_dir = tmp_path / "run"
+    first = train_cli("trainer.max_epochs=2", *QUICK[1:], f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-3000:]
+    finished = read_json(run_dir / "metrics.json")
+    assert {"train/loss", "val/loss", "test/loss"} <= set(finished)
+
+    # Nothing left to train, then a test-only pass: the training metrics stay.
+    for args in (["trainer.max_epochs=2"], ["train=false", "ckpt_path=best"]):
+        args = [*args, "logger=none", f"run_dir={run_dir}"]
+        if "train=false" not in args:
+            args.append("ckpt_path=last")
+        again = train_cli(*args, cwd=tmp_path)
+        assert again.returncode == 0, again.stderr[-3000:]
+        assert read_json(run_dir / "metrics.json") == pytest.approx(finished, rel=1e-6)
+    record = read_json(run_dir / "run.json")
+    assert [s["status"] for s in record["earlier_segments"]] == ["completed", "completed"]
+    assert "trainer.max_epochs=2" in record["earlier_segments"][0]["command"]
+
+
+def test_resume_ignores_where_caches_live_and_suggests_a_clean_command(train_cli, tmp_path):
+    run_dir = tmp_path / "run"
+    args = ["model=gan", "model.eval.features=none", "trainer.max_epochs=1", "logger=none"]
+    first = train_cli(
+        *args, f"paths.cache_dir={tmp_path / 'a'}", f"hydra.run.dir={run_dir}", cwd=tmp_path
+    )
+    assert first.returncode == 0, first.stderr[-3000:]
+    resume = [
+        *args[:2],
+        "trainer.max_epochs=2",
+        "logger=none",
+        f"run_dir={run_dir}",
+        "ckpt_path=last",
+    ]
+    moved_cache = train_cli(*resume, f"paths.cache_dir={tmp_path / 'b'}", cwd=tmp_path)
+    assert moved_cache.returncode == 0, moved_cache.stderr[-3000:]
+
+    other = train_cli(*resume, "model.latent_dim=8", cwd=tmp_path)
+    assert other.returncode == 2 and "different model config" in other.stderr
+    assert other.stderr.count("run_dir=") == 1  # once in the suggested command, not repeated

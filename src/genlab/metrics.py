@@ -30,6 +30,31 @@ def collect_metrics(trainer: L.Trainer) -> dict[str, float]:
     return metrics
 
 
+def read_metrics(run_dir: Path) -> dict[str, float]:
+    """The metrics.json an earlier segment of this run wrote (empty if none), as floats."""
+    path = Path(run_dir) / "metrics.json"
+    if not path.is_file():
+        return {}
+    saved = json.loads(path.read_text())
+    return {k: math.nan if v is None else float(v) for k, v in saved.items() if k != "status"}
+
+
+def merge_metrics(earlier: dict[str, float], new: dict[str, float]) -> dict[str, float]:
+    """`earlier` updated by `new` stage by stage: a stage (train, val, test) that `new` logged
+    replaces the earlier one whole, so no stale value sits beside fresh ones, and more training
+    makes earlier test results stale too; a stage it did not log is kept (a resumed run with
+    no epochs left, a test-only run). `*_best` values alone do not count as logging a stage."""
+    logged = {_stage(name) for name in new if not name.endswith("_best")}
+    if "train" in logged:
+        logged.add("test")
+    kept = {name: value for name, value in earlier.items() if _stage(name) not in logged}
+    return {**kept, **new}
+
+
+def _stage(name: str) -> str:
+    return name.split("/", 1)[0]
+
+
 def write_metrics(
     trainer: L.Trainer, run_dir: Path, metrics: dict[str, float], status: str | None = None
 ) -> None:

@@ -21,6 +21,8 @@ from genlab.distributed import is_rank_zero
 
 RECORD_NAME = "run.json"
 _SOURCE_DIR = Path(__file__).resolve().parent
+# What run.json keeps of each earlier segment of a run continued in its directory.
+_SEGMENT_KEYS = ("command", "status", "start_time", "end_time", "wall_time_s", "resumed_from")
 
 
 def _git_state(folder: Path) -> dict[str, Any]:
@@ -65,6 +67,7 @@ class RunRecord:
     def __init__(self, cfg: DictConfig, run_dir: Path, overrides: list[str]):
         self.path = Path(run_dir) / RECORD_NAME
         self._start = time.perf_counter()
+        earlier = read_record(run_dir)
         self.data: dict[str, Any] = {
             "status": "running",
             "command": sys.argv,
@@ -80,6 +83,11 @@ class RunRecord:
             "wall_time_s": None,
             "config": OmegaConf.to_container(cfg, resolve=True),
         }
+        if earlier:  # a resumed or re-tested run: how it got here, segment by segment
+            self.data["earlier_segments"] = [
+                *earlier.get("earlier_segments", []),
+                {key: earlier.get(key) for key in _SEGMENT_KEYS if key in earlier},
+            ]
         self.write()
 
     def finish(self, status: str, error: str | None = None) -> None:

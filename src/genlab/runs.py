@@ -37,6 +37,7 @@ RUN_OUTPUTS = (
     "run.json",
     "metrics.json",
     "eval_metrics.json",
+    "samples.png",  # genlab-generate's default output
 )
 
 
@@ -48,6 +49,9 @@ def clear_run_outputs(run_dir: Path) -> None:
             shutil.rmtree(path)
         elif path.exists():
             path.unlink()
+    log_file = Path(run_dir) / "train.log"
+    if log_file.is_file():  # open (appending) for this run already: emptied, not deleted
+        log_file.write_text("")
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:

@@ -24,7 +24,13 @@ from genlab.callbacks.safe_stop import SafeStop
 from genlab.config import CONFIG_PATH, instantiate_all, print_config_tree, save_resolved_config
 from genlab.distributed import check_multirun, is_rank_zero, strategy_for
 from genlab.errors import GenlabError, RunInterrupted, TrainingDiverged, user_errors_exit
-from genlab.metrics import collect_metrics, log_hparams, write_metrics
+from genlab.metrics import (
+    collect_metrics,
+    log_hparams,
+    merge_metrics,
+    read_metrics,
+    write_metrics,
+)
 from genlab.run_record import RunRecord, read_record
 from genlab.runs import clear_run_outputs, load_config, resolve_checkpoint
 from genlab.validation import check_checkpoint_fits, validate
@@ -74,16 +80,32 @@ def _checkpoint_to_resume(cfg: DictConfig, run_dir: Path) -> str | None:
     if cfg.train and previous.is_file() and is_rank_zero():
         saved = load_config(run_dir)
         for group in ("model", "data"):
-            if OmegaConf.to_container(saved[group]) != OmegaConf.to_container(
-                cfg[group], resolve=True
-            ):
-                earlier = (read_record(run_dir) or {}).get("overrides", [])
+            if _what_is_trained(saved[group]) != _what_is_trained(cfg[group]):
+                earlier = [
+                    arg
+                    for arg in (read_record(run_dir) or {}).get("overrides", [])
+                    if not arg.startswith(("run_dir=", "ckpt_path="))
+                ]
                 raise GenlabError(
                     f"{run_dir} was trained with a different {group} config; resume with that "
                     f"run's overrides: genlab-train {' '.join(earlier)} run_dir={run_dir} "
                     f"ckpt_path={cfg.ckpt_path}"
                 )
     return str(path)
+
+
+def _what_is_trained(group: DictConfig) -> object:
+    """A config group as plain data, less where caches live (another machine or
+    GENLAB_CACHE_DIR may resume the same run)."""
+
+    def strip(node: object) -> object:
+        if isinstance(node, dict):
+            return {k: strip(v) for k, v in node.items() if k != "cache_dir"}
+        if isinstance(node, list):
+            return [strip(v) for v in node]
+        return node
+
+    return strip(OmegaConf.to_container(group, resolve=True))
 
 
 def _fit_and_test(cfg: DictConfig, run_dir: Path, ckpt_path: str | None) -> dict[str, float]:
@@ -110,16 +132,18 @@ def _fit_and_test(cfg: DictConfig, run_dir: Path, ckpt_path: str | None) -> dict
         **extra,
     )
 
-    metrics: dict[str, float] = {}
+    # Continuing in a run directory keeps what the earlier segment measured and this one does
+    # not measure again (nothing left to train, test only).
+    metrics = read_metrics(run_dir) if ckpt_path else {}
     try:
         if cfg.train:
             trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
-            metrics.update(collect_metrics(trainer))
+            metrics = merge_metrics(metrics, collect_metrics(trainer))
             write_metrics(trainer, run_dir, metrics)
         if cfg.test:
             test_ckpt = _checkpoint_to_test(trainer, cfg, ckpt_path)
             trainer.test(model, datamodule=datamodule, ckpt_path=test_ckpt, weights_only=True)
-            metrics.update(collect_metrics(trainer))
+            metrics = merge_metrics(metrics, collect_metrics(trainer))
             write_metrics(trainer, run_dir, metrics)
     except BaseException as err:
         interrupted = isinstance(err, KeyboardInterrupt) or (
@@ -127,7 +151,7 @@ def _fit_and_test(cfg: DictConfig, run_dir: Path, ckpt_path: str | None) -> dict
         )
         if interrupted or isinstance(err, TrainingDiverged):
             # What the run reached, marked so that nobody takes it for a finished run.
-            metrics.update(collect_metrics(trainer))
+            metrics = merge_metrics(metrics, collect_metrics(trainer))
             write_metrics(trainer, run_dir, metrics, status=_status_of(err))
         if interrupted:
             raise _interrupted(trainer, safe_stop, run_dir) from err

@@ -29,6 +29,32 @@ class BestCheckpoint(ModelCheckpoint):
             self.kth_value = torch.tensor(torch.inf if self.mode == "min" else -torch.inf)
         super().setup(trainer, pl_module, stage)
 
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """A run directory that was moved or copied resumes as if it had stayed. The paths in
+        its checkpoint point into the old folder, where Lightning would go on looking: it
+        tested the old folder's best.ckpt (or failed when it was gone) and wrote best-v1.ckpt
+        beside the copies. When this folder holds the same best checkpoint, paths move here."""
+        old, new = state_dict.get("dirpath"), self.dirpath
+        best = state_dict.get("best_model_path") or ""
+        if (
+            old
+            and new
+            and old != new
+            and best.startswith(old)
+            and Path(new, Path(best).name).exists()
+        ):
+            state_dict = _moved(state_dict, old, new)
+        super().load_state_dict(state_dict)
+
+
+def _moved(state: Any, old: str, new: str) -> Any:
+    """`state` with every path under `old` (strings and dict keys) rewritten under `new`."""
+    if isinstance(state, str):
+        return new + state[len(old) :] if state == old or state.startswith(old + "/") else state
+    if isinstance(state, dict):
+        return {_moved(k, old, new): _moved(v, old, new) for k, v in state.items()}
+    return state
+
 
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Writes a checkpoint to a temporary file next to it, syncs it, then renames it into place.
