@@ -254,3 +254,19 @@ def test_resume_ignores_where_caches_live_and_suggests_a_clean_command(train_cli
     other = train_cli(*resume, "model.latent_dim=8", cwd=tmp_path)
     assert other.returncode == 2 and "different model config" in other.stderr
     assert other.stderr.count("run_dir=") == 1  # once in the suggested command, not repeated
+
+
+def test_overwrite_leaves_nothing_of_the_earlier_run(train_cli, tmp_path):
+    from genlab.generate import main as generate_main
+
+    run_dir = tmp_path / "run"
+    assert train_cli(*QUICK, f"hydra.run.dir={run_dir}", cwd=tmp_path).returncode == 0
+    generate_main([f"run_dir={run_dir}", "n=4"])
+    evaluate_main([f"run_dir={run_dir}"])
+    assert (run_dir / "samples.png").is_file() and (run_dir / "eval_metrics.json").is_file()
+
+    again = train_cli("model=ae", *QUICK, "overwrite=true", f"run_dir={run_dir}", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert not (run_dir / "samples.png").exists() and not (run_dir / "eval_metrics.json").exists()
+    assert (run_dir / "train.log").read_text().count("`Trainer.fit` stopped") == 1
+    assert "name: ae_digits" in (run_dir / "config.yaml").read_text()
