@@ -156,10 +156,17 @@ def test_checkpoint_that_needs_code_to_load_is_refused(cli, tmp_path, vae_run):
 
 
 def test_a_finished_run_directory_is_not_overwritten(cli, vae_run):
-    before = (vae_run / "checkpoints" / "last.ckpt").read_bytes()
-    code, err = cli(f"run_dir={vae_run}")
+    kept = [vae_run / "checkpoints" / "last.ckpt", *sorted((vae_run / ".hydra").iterdir())]
+    before = [path.read_bytes() for path in kept]
+    code, err = cli(f"run_dir={vae_run}", "trainer.max_epochs=3")
     assert_refused(code, err, f"run_dir={vae_run}", "completed", "ckpt_path=last", "overwrite=true")
-    assert (vae_run / "checkpoints" / "last.ckpt").read_bytes() == before
+    assert [path.read_bytes() for path in kept] == before  # Hydra's copy of its config too
+
+
+def test_a_refused_new_run_leaves_no_folder(train_cli, tmp_path):
+    result = train_cli(*FAST, *QUIET, "data.batch_size=0", cwd=tmp_path)
+    assert_refused(result.returncode, result.stderr, "data.batch_size=0")
+    assert not (tmp_path / "outputs").exists() or not any((tmp_path / "outputs").iterdir())
 
 
 # Bad data files.

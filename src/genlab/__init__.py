@@ -8,6 +8,7 @@ model, datamodule, cfg = genlab.load_run("outputs/ae_digits/<run>")
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 from omegaconf import OmegaConf
 
@@ -29,6 +30,16 @@ if not OmegaConf.has_resolver("run_stamp"):
 if not OmegaConf.has_resolver("if_rank_zero"):
     OmegaConf.register_new_resolver(
         "if_rank_zero", lambda value: _distributed().if_rank_zero(value)
+    )
+
+# `${if_new_run:${run_dir},${overwrite},x}`: x for a new run, null when run_dir names a folder
+# that already holds a run (its run.json) and overwrite is false.
+if not OmegaConf.has_resolver("if_new_run"):
+    OmegaConf.register_new_resolver(
+        "if_new_run",
+        lambda run_dir, overwrite, value: (
+            None if run_dir and not overwrite and Path(run_dir, "run.json").exists() else value
+        ),
     )
 
 

@@ -6,7 +6,9 @@ From Python, `genlab.train(["model=ae", "trainer.max_epochs=3"])` runs the same 
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import shutil
 import signal
 import sys
 import types
@@ -43,8 +45,12 @@ def run(cfg: DictConfig) -> dict[str, float]:
     overrides = list(hydra_cfg.overrides.task) if hydra_cfg else []
     if hydra_cfg and hydra_cfg.mode == RunMode.MULTIRUN:
         check_multirun(cfg.trainer, hydra_cfg.launcher)
-    validate(cfg, run_dir)
-    ckpt_path = _checkpoint_to_resume(cfg, run_dir)
+    try:
+        validate(cfg, run_dir)
+        ckpt_path = _checkpoint_to_resume(cfg, run_dir)
+    except GenlabError:
+        _discard_unused(run_dir)
+        raise
     # Under DDP, rank 0 prepares the directory before it starts the other ranks.
     if cfg.get("overwrite") and not ckpt_path and is_rank_zero():
         clear_run_outputs(run_dir)
@@ -62,6 +68,16 @@ def run(cfg: DictConfig) -> dict[str, float]:
         raise
     record.finish("completed")
     return metrics
+
+
+def _discard_unused(run_dir: Path) -> None:
+    """A refused run leaves no folder behind: one Hydra made for it holds only its config copy
+    and log (a run directory of an earlier run has more, and is kept)."""
+    unused = run_dir.is_dir() and {p.name for p in run_dir.iterdir()} <= {".hydra", "train.log"}
+    if unused and is_rank_zero():
+        shutil.rmtree(run_dir, ignore_errors=True)
+        with contextlib.suppress(OSError):  # outputs/<name>/, if this was its only run
+            run_dir.parent.rmdir()
 
 
 def _status_of(err: BaseException) -> str:
