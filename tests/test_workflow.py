@@ -15,6 +15,7 @@ from conftest import run_cli
 
 import genlab
 from genlab.evaluate import main as evaluate_main
+from genlab.sweep import write_summary
 
 QUICK = ["trainer.max_epochs=1", "logger=none"]
 
@@ -184,3 +185,17 @@ def test_resume_refuses_a_different_model_and_names_the_original_overrides(train
 
     missing = train_cli(f"run_dir={tmp_path / 'nope'}", "ckpt_path=last", cwd=tmp_path)
     assert missing.returncode == 2 and "no checkpoint at" in missing.stderr
+
+
+def test_summary_by_job_sorts_job_numbers_as_numbers(tmp_path):
+    for job in range(12):
+        (tmp_path / str(job)).mkdir()
+        (tmp_path / str(job) / "run.json").write_text(
+            json.dumps({"status": "completed", "job_num": job, "overrides": [f"seed={job}"]})
+        )
+    write_summary(tmp_path)
+    with (tmp_path / "summary.csv").open() as f:
+        assert [int(row["job"]) for row in csv.DictReader(f)] == list(range(12))
+    table = (tmp_path / "summary.md").read_text()
+    assert "by job" in table
+    assert table.index("| 2 | completed") < table.index("| 10 | completed")
