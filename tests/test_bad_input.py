@@ -83,6 +83,16 @@ def assert_refused(code: int, err: str, *needles: str, lines: int = 1) -> None:
         (["train=maybe"], ["train=maybe", "true or false"]),
         (["model=seq2seq", "model.n_heads=0"], ["model.n_heads=0", "positive integer"]),
         (
+            ["model=gan", "model.discriminator_steps=abc"],
+            ["model.discriminator_steps=abc", "positive integer"],
+        ),
+        (["model=dcgan", "data.dims=[1,12,12]"], ["data.dims=[1, 12, 12]", "4*2^k or 7*2^k"]),
+        (["model=dcgan", "data.dims=[1,8,16]"], ["data.dims=[1, 8, 16]", "square"]),
+        (
+            ["model=dcgan", "data=image_folder", "data.path=.", "data.image_size=12"],
+            ["data.image_size=12", "4*2^k or 7*2^k"],
+        ),
+        (
             ["model=seq2seq", "data=translation", "data.task=numbers", "data.target_level=byte"],
             ["data.target_level=byte", "word or char"],
         ),
