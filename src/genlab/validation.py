@@ -53,6 +53,7 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
+INTEGER = Rule("an integer", _is_int)
 POSITIVE_INT = Rule("a positive integer", lambda v: _is_int(v) and v > 0)
 NON_NEGATIVE_INT = Rule("an integer >= 0", lambda v: _is_int(v) and v >= 0)
 POSITIVE_NUMBER = Rule("a positive number", lambda v: _is_number(v) and v > 0)
@@ -117,7 +118,7 @@ RULES: dict[str, Rule] = {
     "log_every_n_steps": POSITIVE_INT,
     "check_val_every_n_epoch": POSITIVE_INT.or_null(),
     "num_nodes": POSITIVE_INT,
-    "seed": Rule("an integer", _is_int).or_null(),
+    "seed": INTEGER.or_null(),
     "train": BOOLEAN,
     "test": BOOLEAN,
     "overwrite": BOOLEAN,
