@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import traceback
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,8 @@ from conftest import make_mnist_dir, write_idx
 from PIL import Image
 
 import genlab
+from genlab.evaluate import main as evaluate_main
+from genlab.generate import main as generate_main
 
 FAST = ["logger=none", "trainer.max_epochs=1", "+trainer.limit_train_batches=2"]
 QUIET = [
@@ -82,6 +85,16 @@ def assert_refused(code: int, err: str, *needles: str, lines: int = 1) -> None:
         (["ckpt_path=nowhere.ckpt"], ["ckpt_path=nowhere.ckpt", "no checkpoint at"]),
         (["train=maybe"], ["train=maybe", "true or false"]),
         (["model=seq2seq", "model.n_heads=0"], ["model.n_heads=0", "positive integer"]),
+        (
+            ["model=gan", "model.discriminator_steps=abc"],
+            ["model.discriminator_steps=abc", "positive integer"],
+        ),
+        (["model=dcgan", "data.dims=[1,12,12]"], ["data.dims=[1, 12, 12]", "4*2^k or 7*2^k"]),
+        (["model=dcgan", "data.dims=[1,8,16]"], ["data.dims=[1, 8, 16]", "square"]),
+        (
+            ["model=dcgan", "data=image_folder", "data.path=.", "data.image_size=12"],
+            ["data.image_size=12", "4*2^k or 7*2^k"],
+        ),
         (
             ["model=seq2seq", "data=translation", "data.task=numbers", "data.target_level=byte"],
             ["data.target_level=byte", "word or char"],
@@ -167,6 +180,97 @@ def test_a_refused_new_run_leaves_no_folder(train_cli, tmp_path):
     result = train_cli(*FAST, *QUIET, "data.batch_size=0", cwd=tmp_path)
     assert_refused(result.returncode, result.stderr, "data.batch_size=0")
     assert not (tmp_path / "outputs").exists() or not any((tmp_path / "outputs").iterdir())
+
+
+# genlab-generate and genlab-eval: the same checks of a checkpoint, and of their arguments.
+
+
+@pytest.fixture(scope="module")
+def dcgan_checkpoint(tmp_path_factory) -> Path:
+    run_dir = tmp_path_factory.mktemp("dcgan") / "run"
+    small = ["model=dcgan", "model.generator_width=8", "model.discriminator_width=8"]
+    genlab.train([*FAST, *QUIET, *small, "test=false", f"hydra.run.dir={run_dir}"])
+    return run_dir / "checkpoints" / "last.ckpt"
+
+
+@pytest.fixture
+def tool(capsys, monkeypatch):
+    """Run a small CLI's `main(ARGS)` in this process; return (exit code, stderr) as its console
+    script would (an exception that escapes: its traceback and exit code 1)."""
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+
+    def call(main, *args: str) -> tuple[int, str]:
+        capsys.readouterr()
+        try:
+            main(list(args))
+            code = 0
+        except SystemExit as exit:
+            code = exit.code if isinstance(exit.code, int) else 1
+        except Exception:
+            traceback.print_exc()
+            code = 1
+        return code, capsys.readouterr().err
+
+    return call
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+TOOLS = pytest.mark.parametrize("main", [generate_main, evaluate_main], ids=["generate", "eval"])
+
+
+@TOOLS
+def test_tools_refuse_a_checkpoint_of_another_model(tool, main, vae_run, dcgan_checkpoint):
+    before = snapshot(vae_run)
+    code, err = tool(main, f"run_dir={vae_run}", f"ckpt_path={dcgan_checkpoint}")
+    assert_refused(code, err, "genlab.models.dcgan.DCGAN", "genlab.models.vae.VAE")
+    assert snapshot(vae_run) == before
+
+
+@TOOLS
+def test_tools_refuse_a_checkpoint_with_other_sizes(tool, main, vae_run, tmp_path):
+    checkpoint = torch.load(vae_run / "checkpoints" / "last.ckpt", weights_only=True)
+    name = next(k for k, v in checkpoint["state_dict"].items() if v.ndim == 2)
+    checkpoint["state_dict"][name] = torch.zeros(3, 3)
+    resized = tmp_path / "resized.ckpt"
+    torch.save(checkpoint, resized)
+    code, err = tool(main, f"run_dir={vae_run}", f"ckpt_path={resized}")
+    assert_refused(code, err, f"ckpt_path={resized}", "does not fit", f"{name} is [3, 3] there")
+
+
+@TOOLS
+def test_tools_refuse_a_corrupt_checkpoint(tool, main, vae_run, tmp_path):
+    damaged = tmp_path / "damaged.ckpt"
+    damaged.write_bytes((vae_run / "checkpoints" / "last.ckpt").read_bytes()[:5000])
+    code, err = tool(main, f"run_dir={vae_run}", f"ckpt_path={damaged}")
+    assert_refused(code, err, f"ckpt_path={damaged}", "weights_only=True")
+
+
+@pytest.mark.parametrize(
+    "args, needles",
+    [
+        (["n=abc"], ["n=abc", "positive integer"]),
+        (["n=0"], ["n=0", "positive integer"]),
+        (["n=-3"], ["n=-3", "positive integer"]),
+        (["seed=abc"], ["seed=abc", "an integer"]),
+        (["nrow=0"], ["nrow=0", "positive integer"]),
+        (["out={run}"], ["out={run}", "is a folder", "samples.png"]),
+        (["out=x.jpgg"], ["out=x.jpgg", ".jpgg", ".png"]),
+        (["out=grid"], ["out=grid", "no extension", ".png"]),
+        (["n=0", "nrow=0"], ["n=0", "nrow=0"]),
+    ],
+    ids=lambda value: "_".join(value) if isinstance(value, list) else None,
+)
+def test_generate_refuses_bad_arguments(tool, vae_run, tmp_path, monkeypatch, args, needles):
+    monkeypatch.chdir(tmp_path)
+    before = snapshot(vae_run)
+    args = [a.format(run=vae_run) for a in args]
+    code, err = tool(generate_main, f"run_dir={vae_run}", *args)
+    assert_refused(code, err, *(n.format(run=vae_run) for n in needles), lines=len(args))
+    assert snapshot(vae_run) == before
+    assert not list(tmp_path.iterdir())
 
 
 # Bad data files.

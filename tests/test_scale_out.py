@@ -141,12 +141,12 @@ def test_multirun_route():
     assert multirun_problem(gpus, basic, gpus=8) is not None
 
 
-def test_multirun_with_ddp_stops_before_the_first_job(tmp_path, monkeypatch, capfd):
+def test_multirun_with_ddp_stops_before_the_first_job(tmp_path, monkeypatch, capfd, recwarn):
     from genlab.train import main
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
-    argv = ["genlab-train", "-m", "accelerator=ddp_cpu", "seed=1,2", "logger=none"]
+    argv = ["genlab-train", "-m", "accelerator=ddp_cpu", "model.latent_dim=2,4", "logger=none"]
     monkeypatch.setattr(sys, "argv", argv)
     GlobalHydra.instance().clear()
     with pytest.raises(SystemExit) as exit:
@@ -154,8 +154,11 @@ def test_multirun_with_ddp_stops_before_the_first_job(tmp_path, monkeypatch, cap
     GlobalHydra.instance().clear()
     err = capfd.readouterr().err
     assert exit.value.code == 2, err[-2000:]
-    assert "genlab: error: multirun (-m) with a multi-process trainer" in err
-    assert "hydra/launcher=slurm" in err
+    assert "Traceback" not in err, err[-2000:]
+    assert not [w for w in recwarn if "on_multirun_start" in str(w.message)]  # the check ran
+    [line] = [line for line in err.splitlines() if line.startswith("genlab: error:")]
+    assert "multirun (-m) with a multi-process trainer" in line
+    assert "hydra/launcher=slurm" in line
     assert not list(tmp_path.glob("outputs/multiruns/*/0"))  # no job started
 
 

@@ -15,6 +15,7 @@ from conftest import run_cli
 
 import genlab
 from genlab.evaluate import main as evaluate_main
+from genlab.sweep import write_summary
 
 QUICK = ["trainer.max_epochs=1", "logger=none"]
 
@@ -270,3 +271,17 @@ def test_overwrite_leaves_nothing_of_the_earlier_run(train_cli, tmp_path):
     assert not (run_dir / "samples.png").exists() and not (run_dir / "eval_metrics.json").exists()
     assert (run_dir / "train.log").read_text().count("`Trainer.fit` stopped") == 1
     assert "name: ae_digits" in (run_dir / "config.yaml").read_text()
+
+
+def test_summary_by_job_sorts_job_numbers_as_numbers(tmp_path):
+    for job in range(12):
+        (tmp_path / str(job)).mkdir()
+        (tmp_path / str(job) / "run.json").write_text(
+            json.dumps({"status": "completed", "job_num": job, "overrides": [f"seed={job}"]})
+        )
+    write_summary(tmp_path)
+    with (tmp_path / "summary.csv").open() as f:
+        assert [int(row["job"]) for row in csv.DictReader(f)] == list(range(12))
+    table = (tmp_path / "summary.md").read_text()
+    assert "by job" in table
+    assert table.index("| 2 | completed") < table.index("| 10 | completed")

@@ -94,11 +94,13 @@ def check_multirun(trainer: Any, launcher: Any) -> None:
 
     if trainer is None:
         return
-    tree = (
-        OmegaConf.to_container(trainer, resolve=True) if OmegaConf.is_config(trainer) else trainer
-    )
+    if OmegaConf.is_config(trainer):
+        # Only the keys that count processes: others (default_root_dir) interpolate Hydra's
+        # runtime, which is not set before the first job of a sweep.
+        keys = [key for key in ("accelerator", "devices", "num_nodes") if key in trainer]
+        trainer = OmegaConf.to_container(OmegaConf.masked_copy(trainer, keys), resolve=True)
     target = str((launcher or {}).get("_target_", ""))
-    problem = multirun_problem(tree, target, torch.cuda.device_count())
+    problem = multirun_problem(trainer, target, torch.cuda.device_count())
     if problem:
         raise GenlabError(problem)
 

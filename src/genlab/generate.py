@@ -25,6 +25,7 @@ from genlab.cli_args import parse_args
 from genlab.errors import GenlabError, user_errors_exit
 from genlab.images import to_unit_range
 from genlab.runs import load_run
+from genlab.validation import INTEGER, POSITIVE_INT
 
 _IMAGE_ARGS = {"run_dir", "n", "out", "seed", "ckpt_path", "nrow"}
 _TEXT_ARGS = {
@@ -55,8 +56,7 @@ def generate_grid(
     """Sample `n` images with a seeded generator and save them as a grid PNG; return its path."""
     from torchvision.utils import save_image
 
-    if n < 1:
-        raise GenlabError(f"n={n}: ask for at least one sample")
+    _check_grid_args(n, nrow, seed, out)
     model, _, _ = load_run(run_dir, ckpt_path)
     if not hasattr(model, "sample"):
         raise GenlabError(
@@ -70,6 +70,33 @@ def generate_grid(
         to_unit_range(samples, model.value_range).clamp(0, 1), path, nrow=nrow, pad_value=1.0
     )
     return path
+
+
+def _check_grid_args(n: Any, nrow: Any, seed: Any, out: str | Path | None) -> None:
+    """Refuse bad arguments before a model is loaded: one line each, as genlab-train does."""
+    values = {"n": (n, POSITIVE_INT), "nrow": (nrow, POSITIVE_INT), "seed": (seed, INTEGER)}
+    errors = [
+        f"{name}={value}: must be {rule.allowed}"
+        for name, (value, rule) in values.items()
+        if not rule.accepts(value)
+    ]
+    if out is not None:
+        errors += _out_errors(Path(out))
+    if errors:
+        raise GenlabError("\n".join(errors))
+
+
+def _out_errors(out: Path) -> list[str]:
+    """The grid is saved by PIL, which picks the format from the file's extension."""
+    if out.is_dir():
+        return [f"out={out} is a folder: give a file name, e.g. out={out / 'samples.png'}"]
+    from PIL import Image
+
+    writable = {e for e, f in Image.registered_extensions().items() if f in Image.SAVE}
+    if out.suffix.lower() in writable:
+        return []
+    problem = f"{out.suffix} is not an image format PIL writes" if out.suffix else "no extension"
+    return [f"out={out}: {problem}; end the file name in .png (or .jpg, .bmp, ...)"]
 
 
 def generate_text(

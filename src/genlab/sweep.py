@@ -45,12 +45,18 @@ def _rows(sweep_dir: Path) -> list[dict[str, Any]]:
     return rows
 
 
+def _job_order(job: Any) -> tuple[int, int, str]:
+    """Job numbers in numeric order (2 before 10), other names after them as text."""
+    text = str(job)
+    return (0, int(text), "") if text.isdigit() else (1, 0, text)
+
+
 def _sort_key(metric: str | None, maximize: bool):
     def key(row: dict[str, Any]) -> tuple:
         value = row.get(metric) if metric else None
         if not isinstance(value, (int, float)) or math.isnan(value):
-            return (1, 0.0, str(row["job"]))
-        return (0, -value if maximize else value, str(row["job"]))
+            return (1, 0.0, _job_order(row["job"]))
+        return (0, -value if maximize else value, _job_order(row["job"]))
 
     return key
 

@@ -23,6 +23,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from genlab.distributed import is_rank_zero
 from genlab.errors import GenlabError
+from genlab.nn.dcgan import shape_problem
 from genlab.run_record import read_record
 from genlab.runs import load_checkpoint, resolve_checkpoint, run_dir_of
 
@@ -52,6 +53,7 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
+INTEGER = Rule("an integer", _is_int)
 POSITIVE_INT = Rule("a positive integer", lambda v: _is_int(v) and v > 0)
 NON_NEGATIVE_INT = Rule("an integer >= 0", lambda v: _is_int(v) and v >= 0)
 POSITIVE_NUMBER = Rule("a positive number", lambda v: _is_number(v) and v > 0)
@@ -101,6 +103,7 @@ RULES: dict[str, Rule] = {
     "max_len": POSITIVE_INT,
     "dropout": FRACTION,
     "label_smoothing": FRACTION,
+    "discriminator_steps": POSITIVE_INT,
     "discriminator_norm": Rule("batch or spectral", lambda v: v in ("batch", "spectral")),
     "beta": NON_NEGATIVE_NUMBER,
     "lr": POSITIVE_NUMBER,
@@ -115,7 +118,7 @@ RULES: dict[str, Rule] = {
     "log_every_n_steps": POSITIVE_INT,
     "check_val_every_n_epoch": POSITIVE_INT.or_null(),
     "num_nodes": POSITIVE_INT,
-    "seed": Rule("an integer", _is_int).or_null(),
+    "seed": INTEGER.or_null(),
     "train": BOOLEAN,
     "test": BOOLEAN,
     "overwrite": BOOLEAN,
@@ -150,6 +153,7 @@ def config_errors(cfg: DictConfig, run_dir: Path) -> list[str]:
         return errors
     errors += trainer_errors(tree.get("trainer") or {})
     errors += block_size_errors(tree.get("model") or {}, tree.get("data") or {})
+    errors += dcgan_errors(tree.get("model") or {}, tree.get("data") or {})
     if is_rank_zero():  # other ranks would find rank 0's fresh run.json
         errors += run_dir_errors(cfg, run_dir)
     if cfg.get("ckpt_path"):
@@ -304,6 +308,22 @@ def block_size_errors(model: dict[str, Any], data: dict[str, Any]) -> list[str]:
             problem = block_size_problem(block_size, model[key], f"model.{key}")
             return [problem] if problem else []
     return []
+
+
+def dcgan_errors(model: dict[str, Any], data: dict[str, Any]) -> list[str]:
+    """DCGAN sizes its networks from the image side: a side it cannot take is a data setting,
+    refused here rather than as a traceback from inside the model."""
+    if model.get("_target_") != "genlab.models.dcgan.DCGAN" or "input_shape" not in model:
+        return []
+    problem = shape_problem(model["input_shape"])
+    if problem is None:
+        return []
+    key = (
+        f"data.image_size={data['image_size']}"
+        if "image_size" in data
+        else f"data.dims={_show(data.get('dims', model['input_shape']))}"
+    )
+    return [f"{key}: {problem}; model=dcgan cannot take these images"]
 
 
 def run_dir_errors(cfg: DictConfig, run_dir: Path) -> list[str]:

@@ -29,6 +29,17 @@ def _plan(image_size: int) -> tuple[int, int]:
     )
 
 
+def shape_problem(shape: Sequence[int]) -> str | None:
+    """Why the DCGAN pair cannot take images of `shape` (channels, height, width), or None."""
+    if len(shape) != 3 or shape[1] != shape[2]:
+        return f"DCGAN needs square images (channels, side, side), got {list(shape)}"
+    try:
+        _plan(shape[2])
+    except ValueError as err:
+        return str(err)
+    return None
+
+
 def _init_weights(module: nn.Module) -> None:
     """DCGAN initialisation: conv weights N(0, 0.02), batch-norm scale N(1, 0.02), shift 0."""
     if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
