@@ -49,7 +49,8 @@ def run(cfg: DictConfig) -> dict[str, float]:
         validate(cfg, run_dir)
         ckpt_path = _checkpoint_to_resume(cfg, run_dir)
     except GenlabError:
-        _discard_unused(run_dir)
+        if not (hydra_cfg and hydra_cfg.mode == RunMode.MULTIRUN):  # a sweep records its jobs
+            _discard_unused(run_dir)
         raise
     # Under DDP, rank 0 prepares the directory before it starts the other ranks.
     if cfg.get("overwrite") and not ckpt_path and is_rank_zero():
