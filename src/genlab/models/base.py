@@ -184,13 +184,6 @@ class GenlabModule(L.LightningModule):
         seed = self.eval_noise_seed + self.global_rank
         self._eval_generator = torch.Generator(self.device).manual_seed(seed)
 
-    def on_train_start(self) -> None:
-        # seed_everything gives every rank one seed, so under DDP each would draw the same noise
-        # (GAN z, VAE epsilon, dropout masks) for its different data. Each rank gets a stream
-        # of its own, derived from the shared state: a resumed run derives the same ones.
-        if self.trainer.world_size > 1:
-            torch.manual_seed(int(torch.randint(2**62, (1,))) + self.global_rank)
-
     def on_validation_epoch_start(self) -> None:
         self._reset_eval_noise()
 

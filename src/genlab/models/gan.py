@@ -101,7 +101,15 @@ class GAN(GenlabModule):
         )
 
     def noise(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        return torch.randn(n, self.latent_dim, generator=generator, device=self.device)
+        """n latents for this rank. From the global RNG (training), every rank draws the whole
+        world's batch and keeps its own slice: ranks share one RNG state (one seed, and one
+        state restored on resume), so they get different noise and resumes stay exact."""
+        if generator is not None:
+            z = torch.randn(n, self.latent_dim, generator=generator, device=self.device)
+            return z.to(self.dtype)  # bfloat16 under trainer.precision=bf16-true
+        world = self.trainer.world_size if self._trainer else 1
+        z = torch.randn(world * n, self.latent_dim, device=self.device)
+        return z[self.global_rank * n : (self.global_rank + 1) * n].to(self.dtype)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.generator(z)
@@ -114,7 +122,7 @@ class GAN(GenlabModule):
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """n images in [-1, 1] from N(0, I) noise (drawn on the CPU when `generator` is given)."""
-        z = torch.randn(n, self.latent_dim, generator=generator).to(self.device)
+        z = torch.randn(n, self.latent_dim, generator=generator).to(self.device, self.dtype)
         return self.sampler(z)
 
     def ema_decay_now(self) -> float:
