@@ -286,19 +286,50 @@ def test_each_rank_draws_its_own_noise():
     from types import SimpleNamespace
 
     model = GAN(input_shape=(1, 8, 8), latent_dim=4)
-    draws = {}
+    draws, states = {}, {}
     for world_size, rank in [(1, 0), (2, 0), (2, 1)]:
         model._trainer = SimpleNamespace(world_size=world_size, global_rank=rank)
         torch.manual_seed(5)
-        model.on_train_start()
         model._reset_eval_noise()
         draws[world_size, rank] = (model.noise(3), model.noise(3, model.noise_generator("test")))
+        states[world_size, rank] = torch.get_rng_state()
     model._trainer = None
     torch.manual_seed(5)
-    single = torch.randn(3, 4)
-    assert torch.equal(draws[1, 0][0], single)  # one device: the seeded stream, untouched
+    assert torch.equal(draws[1, 0][0], torch.randn(3, 4))  # one device: as before
     assert torch.equal(
         draws[1, 0][1], torch.randn(3, 4, generator=torch.Generator().manual_seed(0))
     )
-    for kind in (0, 1):  # training noise, evaluation noise
-        assert not torch.equal(draws[2, 0][kind], draws[2, 1][kind])
+    torch.manual_seed(5)
+    world_batch = torch.randn(6, 4)  # under DDP: one world batch, a slice per rank
+    assert torch.equal(draws[2, 0][0], world_batch[:3])
+    assert torch.equal(draws[2, 1][0], world_batch[3:])
+    assert torch.equal(states[2, 0], states[2, 1])  # ranks stay in step: resumes stay exact
+    assert not torch.equal(draws[2, 0][1], draws[2, 1][1])  # evaluation samples differ too
+
+
+@pytest.mark.parametrize("model_name", ["vae", "ae", "dcgan"])
+def test_bf16_true_trains_and_draws_grids(tmp_path, model_name):
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    from genlab.callbacks.image_grids import ImageGrids
+    from genlab.models.ae import Autoencoder
+    from genlab.models.vae import VAE
+
+    builders = {
+        "vae": lambda: VAE(input_shape=(1, 8, 8)),
+        "ae": lambda: Autoencoder(input_shape=(1, 8, 8)),
+        "dcgan": lambda: DCGAN(input_shape=(1, 8, 8), generator_width=4, discriminator_width=4),
+    }
+    model = builders[model_name]()
+    trainer = quick_trainer(
+        tmp_path,
+        precision="bf16-true",
+        logger=TensorBoardLogger(tmp_path, name="tb"),
+        callbacks=[ImageGrids(num_images=4, num_samples=4)],
+        limit_train_batches=2,
+        limit_val_batches=1,
+    )
+    before = flat(model).float()
+    trainer.fit(model, datamodule=DigitsDataModule(batch_size=16))
+    assert model.dtype == torch.bfloat16
+    assert not torch.equal(before, flat(model).float())  # it trained, and drew its grids
