@@ -262,3 +262,27 @@ def test_attention_figures_callback_draws_a_gpt2_validation_block(corpus, tmp_pa
     second_block = datamodule.splits["val"].images[1][:16].tolist()
     (attention,) = model.attention_maps(**datamodule.example("val", index=1))
     assert attention.query_labels == gpt2_tokenizer().convert_ids_to_tokens(second_block)
+
+
+def test_token_cache_key_follows_merges_and_options():
+    from transformers import GPT2Tokenizer
+
+    from genlab.tokenizer import tokenizer_key
+
+    vocab = {"a": 0, "b": 1, "ab": 2, "Ġ": 3, "Ġa": 4, "<|endoftext|>": 5}
+    same_vocab = [
+        GPT2Tokenizer(vocab=vocab, merges=[("a", "b")]),
+        GPT2Tokenizer(vocab=vocab, merges=[("Ġ", "a")]),
+        GPT2Tokenizer(vocab=vocab, merges=[("a", "b")], add_prefix_space=True),
+    ]
+    assert len({tuple(t.encode("a ab")) for t in same_vocab}) == 3  # three different id streams
+    assert len({tokenizer_key(t) for t in same_vocab}) == 3  # so three cache keys
+
+
+def test_a_run_without_an_end_is_refused_by_the_schedule(tmp_path):
+    model = GPT2(n_layer=1, n_head=2, n_embd=16, n_positions=32)
+    trainer = quiet_trainer(default_root_dir=tmp_path, max_epochs=-1, max_steps=-1)
+    trainer.strategy.connect(model)
+    model.trainer = trainer
+    with pytest.raises(GenlabError, match="trainer.max_epochs or trainer.max_steps"):
+        model.configure_optimizers()

@@ -37,7 +37,12 @@ def gpt2_tokenizer(pretrained: str | None = None, trust_remote_code: bool = Fals
 def tokenizer_key(tokenizer) -> str:
     """A short hash that changes whenever the tokenizer would produce different ids."""
     vocab = json.dumps(sorted(tokenizer.get_vocab().items()), separators=(",", ":"))
-    return hashlib.sha256(f"{type(tokenizer).__name__}:{vocab}".encode()).hexdigest()[:16]
+    # The whole pipeline where there is one (merges, pre-tokenizer, added tokens): the vocab
+    # alone misses merges and options such as add_prefix_space.
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    pipeline = backend.to_str() if backend is not None else ""
+    text = f"{type(tokenizer).__name__}:{vocab}:{pipeline}"
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 @functools.lru_cache(maxsize=4)

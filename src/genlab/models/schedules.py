@@ -10,6 +10,7 @@ import lightning as L
 from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
 
+from genlab.errors import GenlabError
 from genlab.models.base import OptimizerFactory
 
 
@@ -39,7 +40,13 @@ def decayed_warmup_cosine(
             {"params": [p for p in trainable if p.dim() < 2], "weight_decay": 0.0},
         ]
     )
-    total = max(1, int(module.trainer.estimated_stepping_batches))
+    estimated = module.trainer.estimated_stepping_batches
+    if not math.isfinite(estimated):
+        raise GenlabError(
+            "the learning-rate schedule needs a finite run: set trainer.max_epochs or "
+            "trainer.max_steps (both are -1, no limit)"
+        )
+    total = max(1, int(estimated))
     schedule = partial(
         warmup_cosine,
         warmup_steps=min(warmup_steps, total),
