@@ -90,6 +90,12 @@ def assert_refused(code: int, err: str, *needles: str, lines: int = 1) -> None:
             ["model.discriminator_steps=abc", "positive integer"],
         ),
         (["model=dcgan", "data.dims=[1,12,12]"], ["data.dims=[1, 12, 12]", "4*2^k or 7*2^k"]),
+        (
+            ["data.val_fraction=0.6", "data.test_fraction=0.6"],
+            ["data.val_fraction=0.6 + data.test_fraction=0.6", "below 1"],
+        ),
+        (["data.value_range=[-1,1]"], ["data.value_range=[-1, 1]", "VAE", "[0, 1]"]),
+        (["model=ae", "data.value_range=[-1,1]"], ["Autoencoder", "data.value_range=auto"]),
         (["model=dcgan", "data.dims=[1,8,16]"], ["data.dims=[1, 8, 16]", "square"]),
         (
             ["model=dcgan", "data=image_folder", "data.path=.", "data.image_size=12"],

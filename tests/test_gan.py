@@ -191,6 +191,9 @@ def test_image_folder_resizes_crops_and_labels_by_subfolder(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(GenlabError, match="no images"):
         ImageFolderDataModule(str(tmp_path / "empty")).setup()
+    Image.fromarray(pixels).save(tmp_path / "loose.png")  # beside the class folders
+    with pytest.raises(GenlabError, match="1 images lie directly in .* next to class subfolders"):
+        ImageFolderDataModule(str(tmp_path), image_size=16).setup()
 
 
 def test_gan_run_reports_fid_kid_with_their_floor_and_caches_the_classifier(tmp_path, capfd):

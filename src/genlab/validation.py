@@ -154,6 +154,7 @@ def config_errors(cfg: DictConfig, run_dir: Path) -> list[str]:
     errors += trainer_errors(tree.get("trainer") or {})
     errors += block_size_errors(tree.get("model") or {}, tree.get("data") or {})
     errors += dcgan_errors(tree.get("model") or {}, tree.get("data") or {})
+    errors += data_errors(tree.get("model") or {}, tree.get("data") or {})
     if is_rank_zero():  # other ranks would find rank 0's fresh run.json
         errors += run_dir_errors(cfg, run_dir)
     if cfg.get("ckpt_path"):
@@ -324,6 +325,29 @@ def dcgan_errors(model: dict[str, Any], data: dict[str, Any]) -> list[str]:
         else f"data.dims={_show(data.get('dims', model['input_shape']))}"
     )
     return [f"{key}: {problem}; model=dcgan cannot take these images"]
+
+
+# Models whose loss is BCE on pixels: their images must be in [0, 1].
+_BCE_MODELS = ("genlab.models.vae.VAE", "genlab.models.ae.Autoencoder")
+
+
+def data_errors(model: dict[str, Any], data: dict[str, Any]) -> list[str]:
+    """Splits that would share images, and pixel ranges the model's loss cannot take."""
+    errors = []
+    val, test = data.get("val_fraction"), data.get("test_fraction")
+    if isinstance(val, (int, float)) and isinstance(test, (int, float)) and val + test >= 1:
+        errors.append(
+            f"data.val_fraction={val} + data.test_fraction={test} leave no training images: "
+            f"keep their sum below 1 (e.g. 0.1 each)"
+        )
+    value_range = data.get("value_range", "auto")
+    bce = model.get("_target_") in _BCE_MODELS
+    if bce and value_range != "auto" and list(value_range) != [0, 1]:
+        errors.append(
+            f"data.value_range={_show(value_range)}: {model['_target_'].rsplit('.', 1)[1]} "
+            f"computes BCE on pixels, which must be in [0, 1]: use data.value_range=auto"
+        )
+    return errors
 
 
 def run_dir_errors(cfg: DictConfig, run_dir: Path) -> list[str]:

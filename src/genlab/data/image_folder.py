@@ -135,6 +135,13 @@ class ImageFolderDataModule(SplitDataModule):
         classes = sorted(
             {p.relative_to(self.path).parts[0] for p in files if p.parent != self.path}
         )
+        loose = [p for p in files if p.parent == self.path]
+        if classes and loose:  # they would have been labelled as the first class
+            raise GenlabError(
+                f"{len(loose)} images lie directly in {self.path} (first: {loose[0].name}) next "
+                f"to class subfolders ({', '.join(classes)}): move them into a subfolder of "
+                f"their class, or keep all images at the top for unlabelled data"
+            )
         index = {name: i for i, name in enumerate(classes)}
         self.num_classes = max(1, len(classes))
         labels = [index.get(p.relative_to(self.path).parts[0], 0) for p in files]
