@@ -93,6 +93,13 @@ def test_from_pretrained_loads_a_saved_model_and_its_tokenizer(tmp_path):
     assert attention.weights.shape == (1, 2, 4, 4)
     with pytest.raises(GenlabError, match="model.pretrained=null"):
         GPT2(pretrained=str(tmp_path / "missing"))
+    from transformers import OPTConfig, OPTForCausalLM
+
+    OPTForCausalLM(
+        OPTConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, ffn_dim=32)
+    ).save_pretrained(tmp_path / "opt")
+    with pytest.raises(GenlabError, match="is a opt model; model=gpt2 takes GPT-2 checkpoints"):
+        GPT2(pretrained=str(tmp_path / "opt"))
 
 
 def test_optimizer_groups_and_schedule():
@@ -286,3 +293,14 @@ def test_a_run_without_an_end_is_refused_by_the_schedule(tmp_path):
     model.trainer = trainer
     with pytest.raises(GenlabError, match="trainer.max_epochs or trainer.max_steps"):
         model.configure_optimizers()
+
+
+def test_prompts_longer_than_the_context_keep_their_ends():
+    torch.manual_seed(0)
+    model = GPT2(n_layer=1, n_head=2, n_embd=16, n_positions=16)
+    long_prompt = "the king is dead, long live the king " * 6  # about 50 tokens
+    [continuation] = model.generate_text([long_prompt], max_new_tokens=40)
+    [full] = model.generate_text([long_prompt], max_new_tokens=40, full_text=True)
+    kept = full[: len(full) - len(continuation)]
+    assert full.endswith(continuation) and continuation
+    assert long_prompt.endswith(kept) and 0 < len(kept) < len(long_prompt)  # the prompt's end

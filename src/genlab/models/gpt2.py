@@ -60,10 +60,18 @@ class GPT2(GenlabModule):
         self.sample_max_new_tokens = sample_max_new_tokens
 
     def _build(self, pretrained, n_layer, n_head, n_embd, n_positions, dropout, trust_remote_code):
-        from transformers import GPT2Config, GPT2LMHeadModel
+        from transformers import AutoConfig, GPT2Config, GPT2LMHeadModel
 
         if pretrained:
             try:
+                # Another architecture would load as a GPT-2 with every weight freshly made
+                # (transformers only warns).
+                kind = AutoConfig.from_pretrained(pretrained, trust_remote_code=trust_remote_code)
+                if kind.model_type != "gpt2":
+                    raise GenlabError(
+                        f"model.pretrained={pretrained} is a {kind.model_type} model; model=gpt2 "
+                        f"takes GPT-2 checkpoints (gpt2, distilgpt2, gpt2-medium, ...)"
+                    )
                 # from_pretrained returns eval mode; Lightning keeps modes: dropout would be off.
                 return GPT2LMHeadModel.from_pretrained(
                     pretrained, trust_remote_code=trust_remote_code
@@ -128,6 +136,12 @@ class GPT2(GenlabModule):
         tokenizer = self.tokenizer
         tokenizer.padding_side = "left"
         encoded = tokenizer(list(prompts), return_tensors="pt", padding=True).to(self.device)
+        # Prompt and continuation must fit the context: longer prompts keep their ends (with
+        # left padding, the last columns), and at most context - 1 new tokens are made.
+        max_new_tokens = min(max_new_tokens, self.context_length - 1)
+        room = self.context_length - max_new_tokens
+        if encoded["input_ids"].shape[1] > room:
+            encoded = {name: ids[:, -room:] for name, ids in encoded.items()}
         was_training = self.model.training
         self.model.eval()
         # Seeded sampling that leaves the training run's random state untouched.
