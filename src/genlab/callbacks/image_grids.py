@@ -41,7 +41,9 @@ class ImageGrids(L.Callback):
         from torchvision.utils import make_grid
 
         step = logging_step(trainer)
-        with torch.no_grad():
+        # Inside the trainer's precision context, as validation_step is (outside it, float32
+        # inputs would meet bfloat16 weights under trainer.precision=bf16-true).
+        with torch.no_grad(), trainer.precision_plugin.forward_context():
             value_range = getattr(pl_module, "value_range", (0.0, 1.0))
             for tag, images, nrow in self._grids(trainer, pl_module):
                 images = _enlarge(to_unit_range(images.cpu(), value_range).clamp(0, 1))
@@ -50,7 +52,8 @@ class ImageGrids(L.Callback):
 
     def _grids(self, trainer: L.Trainer, pl_module: L.LightningModule):
         if hasattr(pl_module, "reconstruct"):
-            inputs = self._fixed_inputs(trainer).to(pl_module.device)
+            inputs = trainer.precision_plugin.convert_input(self._fixed_inputs(trainer))
+            inputs = inputs.to(pl_module.device)
             yield "reconstructions", torch.cat([inputs, pl_module.reconstruct(inputs)]), len(inputs)
         if hasattr(pl_module, "sample"):
             generator = torch.Generator().manual_seed(self.seed)
@@ -66,8 +69,9 @@ class ImageGrids(L.Callback):
 
     def _manifold(self, pl_module: L.LightningModule) -> torch.Tensor:
         """Decode a grid of z over the 5%..95% quantiles of N(0, 1) per axis."""
-        quantiles = torch.linspace(0.05, 0.95, self.manifold_steps)
-        values = torch.special.ndtri(quantiles)
+        quantiles = torch.linspace(0.05, 0.95, self.manifold_steps, dtype=torch.float32)
+        values = torch.special.ndtri(quantiles)  # float32: no bfloat16 kernel
         z1, z2 = torch.meshgrid(values.flip(0), values, indexing="ij")
-        z = torch.stack([z2.reshape(-1), z1.reshape(-1)], dim=1).to(pl_module.device)
+        z = torch.stack([z2.reshape(-1), z1.reshape(-1)], dim=1)
+        z = z.to(pl_module.device, torch.get_default_dtype())  # the precision context's
         return pl_module.decode(z)

@@ -39,5 +39,4 @@ class Autoencoder(GenlabModule):
 
     def reconstruct(self, images: torch.Tensor) -> torch.Tensor:
         """Images in, reconstructed images (same shape, values in [0, 1]) out."""
-        codes = self.net.encoder(images.flatten(1).to(self.dtype))  # bf16-true: see VAE
-        return self.net.decode(codes).view_as(images)
+        return self.net.decode(self.net.encoder(images.flatten(1))).view_as(images)

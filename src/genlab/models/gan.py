@@ -105,11 +105,10 @@ class GAN(GenlabModule):
         world's batch and keeps its own slice: ranks share one RNG state (one seed, and one
         state restored on resume), so they get different noise and resumes stay exact."""
         if generator is not None:
-            z = torch.randn(n, self.latent_dim, generator=generator, device=self.device)
-            return z.to(self.dtype)  # bfloat16 under trainer.precision=bf16-true
+            return torch.randn(n, self.latent_dim, generator=generator, device=self.device)
         world = self.trainer.world_size if self._trainer else 1
         z = torch.randn(world * n, self.latent_dim, device=self.device)
-        return z[self.global_rank * n : (self.global_rank + 1) * n].to(self.dtype)
+        return z[self.global_rank * n : (self.global_rank + 1) * n]
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.generator(z)
@@ -122,7 +121,7 @@ class GAN(GenlabModule):
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """n images in [-1, 1] from N(0, I) noise (drawn on the CPU when `generator` is given)."""
-        z = torch.randn(n, self.latent_dim, generator=generator).to(self.device, self.dtype)
+        z = torch.randn(n, self.latent_dim, generator=generator).to(self.device)
         return self.sampler(z)
 
     def ema_decay_now(self) -> float:

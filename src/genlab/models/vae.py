@@ -55,17 +55,15 @@ class VAE(GenlabModule):
 
     def reconstruct(self, images: torch.Tensor) -> torch.Tensor:
         """Decode the posterior mean: the reconstruction without sampling noise."""
-        # In the weights' dtype: callbacks call this outside Lightning's precision context,
-        # with float32 images, while trainer.precision=bf16-true holds bfloat16 weights.
-        mu, _ = self.net.encode(images.flatten(1).to(self.dtype))
+        mu, _ = self.net.encode(images.flatten(1))
         return self.decode(mu).view_as(images)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Latent codes (N, latent_dim) to images (N, C, H, W) in [0, 1]."""
-        return self.net.decode(z.to(self.dtype)).view(-1, *self.input_shape)
+        return self.net.decode(z).view(-1, *self.input_shape)
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """Draw n images from the prior p(z) = N(0, I)."""
-        z = torch.randn(n, self.latent_dim, generator=generator).to(self.device, self.dtype)
+        z = torch.randn(n, self.latent_dim, generator=generator).to(self.device)
         return self.decode(z)
