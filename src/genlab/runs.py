@@ -81,21 +81,20 @@ def load_run(
     today's defaults, so the model and data are the ones that were trained.
     """
     # genlab-train's checks of ckpt_path (imported here: genlab.validation imports this module).
-    from genlab.validation import check_checkpoint_fits, checkpoint_errors
+    from genlab.validation import check_checkpoint_fits, checked_checkpoint
 
     run_dir = Path(run_dir)
     cfg = load_config(run_dir)
-    problems = checkpoint_errors(checkpoint, run_dir, cfg.model.get("_target_"))
+    # Loaded once: checked, then used.
+    state, problems = checked_checkpoint(checkpoint, run_dir, cfg.model.get("_target_"))
     if problems:  # missing, corrupt, or written by another model class
         raise GenlabError("\n".join(problems))
-    path = resolve_checkpoint(checkpoint, run_dir)
     datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
     model = hydra.utils.instantiate(cfg.model, _convert_="all")
-    state = load_checkpoint(path)
     # As Lightning does: the hook first (a seq2seq model builds its network from the
     # vocabularies stored there), then the weights, checked to fit before they are loaded.
     model.on_load_checkpoint(state)
-    check_checkpoint_fits(model, checkpoint, path)
+    check_checkpoint_fits(model, checkpoint, state)
     model.load_state_dict(state["state_dict"])
     model.eval()
     return model, datamodule, cfg

@@ -366,28 +366,37 @@ def run_dir_errors(cfg: DictConfig, run_dir: Path) -> list[str]:
 
 def checkpoint_errors(ckpt_path: str, run_dir: Path, model_target: str | None) -> list[str]:
     """The checkpoint exists, loads safely, and was written by the configured model class."""
+    return checked_checkpoint(ckpt_path, run_dir, model_target)[1]
+
+
+def checked_checkpoint(
+    ckpt_path: str, run_dir: Path, model_target: str | None
+) -> tuple[dict[str, Any] | None, list[str]]:
+    """(the loaded checkpoint, []) or (None, the problems of `checkpoint_errors`)."""
     try:
         path = resolve_checkpoint(ckpt_path, run_dir)
     except GenlabError as err:
-        return [str(err)]
+        return None, [str(err)]
     try:
         checkpoint = load_checkpoint(path)
     except Exception as err:  # truncated, not a torch file, or objects that need code to load
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        return [
+        return None, [
             f"ckpt_path={ckpt_path}: {path} does not load as a checkpoint with "
             f"torch.load(weights_only=True) ({reason}); give a checkpoint that genlab wrote"
         ]
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
-        return [f"ckpt_path={ckpt_path}: {path} is not a Lightning checkpoint (no state_dict)"]
+        return None, [
+            f"ckpt_path={ckpt_path}: {path} is not a Lightning checkpoint (no state_dict)"
+        ]
     written_by = checkpoint.get("genlab_model") or _model_of_run(run_dir_of(path))
     if written_by and model_target and written_by != model_target:
-        return [
+        return None, [
             f"ckpt_path={ckpt_path} was written by {written_by}, but the configured model is "
             f"{model_target} (model._target_): choose the model it was trained with (its run's "
             f"run.json has the overrides), or another checkpoint"
         ]
-    return []
+    return checkpoint, []
 
 
 def _model_of_run(run_dir: Path) -> str | None:
@@ -397,10 +406,14 @@ def _model_of_run(run_dir: Path) -> str | None:
     return OmegaConf.select(OmegaConf.load(config), "model._target_")
 
 
-def check_checkpoint_fits(model: torch.nn.Module, ckpt_path: str, path: str | Path) -> None:
-    """Refuse, with the differing hyperparameters, a checkpoint whose weights do not fit `model`
-    (Lightning would fail later with a traceback of every mismatched tensor)."""
-    checkpoint = load_checkpoint(Path(path))
+def check_checkpoint_fits(
+    model: torch.nn.Module, ckpt_path: str, checkpoint: dict[str, Any] | str | Path
+) -> None:
+    """Refuse, with the differing hyperparameters, a checkpoint (loaded, or its path) whose
+    weights do not fit `model` (Lightning would fail later with a traceback of every mismatched
+    tensor)."""
+    if not isinstance(checkpoint, dict):
+        checkpoint = load_checkpoint(Path(checkpoint))
     theirs, ours = checkpoint["state_dict"], model.state_dict()
     problem = next(
         (
