@@ -183,6 +183,16 @@ class _GivenFeatures(nn.Module):
         return features
 
 
+def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:
+    """FID between two sets of features (rows), by the torchmetrics code behind `test/fid`."""
+    from torchmetrics.image.fid import FrechetInceptionDistance
+
+    metric = FrechetInceptionDistance(feature=_GivenFeatures(a.shape[1]))
+    metric.update(a, real=True)
+    metric.update(b, real=False)
+    return float(metric.compute())
+
+
 class SampleQuality:
     """Accumulates real and generated images over a test epoch; `compute` gives FID/KID + floors.
 
