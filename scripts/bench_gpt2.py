@@ -8,7 +8,7 @@ the same tokenized blocks, (a) through genlab's GPT2 LightningModule and a Light
 through a plain loop (forward, backward, AdamW step). Tokens/s over the steps after a warm-up.
 
 Generation: greedy, 100 new tokens (the context is 128) for 4 prompts, (a)
-`genlab.generate.generate_text` (what genlab-generate runs; its model-building time, measured
+`genlab.cli.generate.generate_text` (what genlab-generate runs; its model-building time, measured
 separately, is subtracted), (b) a direct `model.generate` on the same weights. Loading excluded.
 
 Prints tokens/s of each side and the genlab/plain ratios (targets: >= 0.9).
@@ -24,8 +24,8 @@ from pathlib import Path
 import lightning as L
 import torch
 
+from genlab.cli.generate import generate_text
 from genlab.data.text import TextDataModule
-from genlab.generate import generate_text
 from genlab.models.gpt2 import GPT2
 
 SIZE = dict(n_layer=4, n_head=4, n_embd=128, n_positions=128, dropout=0.1)

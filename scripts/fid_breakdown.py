@@ -18,8 +18,10 @@ import argparse
 
 import torch
 
-from genlab.runs import load_run
-from genlab.sample_quality import ClassifierFeatures, feature_classifier, frechet_distance
+from genlab.evaluation.feature_classifier import feature_classifier
+from genlab.evaluation.features import ClassifierFeatures
+from genlab.evaluation.sample_quality import frechet_distance
+from genlab.run.loading import load_run
 
 
 def frechet(a: torch.Tensor, b: torch.Tensor) -> tuple[float, float]:
@@ -38,7 +40,6 @@ def main() -> None:
     args = parser.parse_args()
 
     model, datamodule, cfg = load_run(args.run_dir, args.checkpoint)
-    datamodule.value_range = model.value_range
     datamodule.prepare_data()
     datamodule.setup("test")
     classifier, accuracy = feature_classifier(
@@ -60,8 +61,8 @@ def main() -> None:
                 for done in range(0, args.samples, 1000)
             ]
         )
-        real_class = classifier.net.head(real).argmax(1)
-        fake_class = classifier.net.head(fake).argmax(1)
+        real_class = classifier.head(real).argmax(1)
+        fake_class = classifier.head(fake).argmax(1)
     reference, held_out = real[0::2], real[1::2]
     reference_class, held_out_class = real_class[0::2], real_class[1::2]
     n = len(held_out)
@@ -74,7 +75,7 @@ def main() -> None:
     variance = [float(torch.cov(x[:n].double().T).trace()) for x in (reference, fake)]
     print(f"  feature variance (trace): real {variance[0]:.1f}, generated {variance[1]:.1f}")
 
-    classes = classifier.net.head.out_features
+    classes = classifier.head.out_features
     real_mix = torch.bincount(reference_class, minlength=classes)
     real_share = real_mix.double() / len(reference)
     fake_mix = torch.bincount(fake_class, minlength=classes).double() / len(fake_class)

@@ -16,7 +16,7 @@ from hydra.core.global_hydra import GlobalHydra
 
 # Imported here, at collection: Lightning's loggers bind their handlers to the stderr of the
 # moment they are imported, which inside a test is a capture stream closed after it.
-from genlab.train import main as train_main
+from genlab.cli.train import main as train_main
 
 REPO = Path(__file__).resolve().parents[1]
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -57,8 +57,8 @@ def mnist_dir(tmp_path: Path) -> Path:
     return make_mnist_dir(tmp_path / "mnist")
 
 
-def run_cli(*args: str, cwd: Path, module: str = "genlab.train", timeout: float = 600):
-    """Run `python -m genlab.train ARGS` in `cwd` (any directory, like a user would), in a fresh
+def run_cli(*args: str, cwd: Path, module: str = "genlab", timeout: float = 600):
+    """Run `python -m genlab ARGS` in `cwd` (any directory, like a user would), in a fresh
     interpreter: for what needs a process of its own. `train_cli` is the same, ~10 s faster."""
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     env.pop("HYDRA_FULL_ERROR", None)
@@ -82,7 +82,7 @@ class CliResult:
 @pytest.fixture
 def train_cli(monkeypatch, capfd):
     """`genlab-train ARGS` run in this process through the console script's entry point
-    (`genlab.train.main` with `sys.argv` set) in `cwd`; returns what `subprocess.run` would."""
+    (`genlab.cli.train.main` with `sys.argv` set) in `cwd`; returns what `subprocess.run` would."""
     monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
 
     def call(*args: str, cwd: Path) -> CliResult:

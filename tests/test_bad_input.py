@@ -1,7 +1,7 @@
 """Bad configs and bad files: each stops genlab-train with exit code 2 and one line per problem
 that names the key or the file, and no traceback.
 
-They run in this process through the CLI's own entry point (`genlab.train.main` with argv set),
+They run in this process through the CLI's own entry point (`genlab.cli.train.main` with argv set),
 which is what `genlab-train` calls, so that each costs a fraction of a second instead of a
 fresh interpreter.
 """
@@ -20,8 +20,8 @@ from conftest import make_mnist_dir, write_idx
 from PIL import Image
 
 import genlab
-from genlab.evaluate import main as evaluate_main
-from genlab.generate import main as generate_main
+from genlab.cli.evaluate import main as evaluate_main
+from genlab.cli.generate import main as generate_main
 
 FAST = ["logger=none", "trainer.max_epochs=1", "+trainer.limit_train_batches=2"]
 QUIET = [
@@ -95,7 +95,10 @@ def assert_refused(code: int, err: str, *needles: str, lines: int = 1) -> None:
             ["data.val_fraction=0.6 + data.test_fraction=0.6", "below 1"],
         ),
         (["data.value_range=[-1,1]"], ["data.value_range=[-1, 1]", "VAE", "[0, 1]"]),
-        (["model=ae", "data.value_range=[-1,1]"], ["Autoencoder", "data.value_range=auto"]),
+        (["model=ae", "data.value_range=[-1,1]"], ["Autoencoder", "model.value_range=[0, 1]"]),
+        (["model.value_range=[-1,1]"], ["model.value_range=[-1, 1]", "Sigmoid", "[0, 1]"]),
+        (["model=gan", "model.value_range=[0,1]"], ["model.value_range=[0, 1]", "Tanh", "[-1, 1]"]),
+        (["model=gan", "model.value_range=[1,0]"], ["model.value_range=[1, 0]", "low < high"]),
         (["model=dcgan", "data.dims=[1,8,16]"], ["data.dims=[1, 8, 16]", "square"]),
         (
             ["model=dcgan", "data=image_folder", "data.path=.", "data.image_size=12"],

@@ -10,13 +10,17 @@ import numpy as np
 import pytest
 import torch
 from conftest import quiet_trainer
+from hydra import compose, initialize_config_module
+from hydra.core.global_hydra import GlobalHydra
 from PIL import Image
 
 import genlab
+from genlab.cli.generate import main as generate_main
+from genlab.config.compose import instantiate_data
+from genlab.config.rules import rule_errors
 from genlab.data.digits import DigitsDataModule
 from genlab.data.image_folder import ImageFolderDataModule
 from genlab.errors import GenlabError
-from genlab.generate import main as generate_main
 from genlab.models.dcgan import DCGAN
 from genlab.models.gan import GAN
 from genlab.nn.dcgan import DCGANDiscriminator, DCGANGenerator
@@ -91,8 +95,9 @@ def test_weight_average_follows_the_generator_and_samples(tmp_path):
     expected = model.generator_ema(torch.randn(4, 16, generator=z))
     assert torch.equal(model.sample(4, torch.Generator().manual_seed(1)), expected)
     assert any(k.startswith("generator_ema.") for k in model.state_dict())  # in checkpoints
-    with pytest.raises(GenlabError, match="model.ema_decay=1.5"):
-        GAN(input_shape=(1, 8, 8), ema_decay=1.5)
+    assert rule_errors({"model": {"ema_decay": 1.5}}) == [
+        "model.ema_decay=1.5: must be a number in (0, 1), or null"
+    ]
 
 
 def test_weight_average_is_the_lerp_of_the_generator_steps(monkeypatch):
@@ -159,12 +164,16 @@ def test_datamodule_scales_to_the_models_value_range():
     images = dm.splits["train"].images
     assert images.min() == -1 and images.max() == 1
 
-    trainer = L.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False)
-    auto = DigitsDataModule()
-    trainer.strategy.connect(GAN(input_shape=(1, 8, 8)))
-    auto.trainer = trainer
-    auto.setup()
-    assert auto.splits["val"].images.min() == -1
+    # The data config takes the range the model config states: nothing asks the live model.
+    GlobalHydra.instance().clear()
+    with initialize_config_module(config_module="genlab.conf", version_base="1.3"):
+        for model, low in (("gan", -1), ("dcgan", -1), ("vae", 0), ("ae", 0)):
+            cfg = compose("train", overrides=[f"model={model}", "data=digits"])
+            assert cfg.data.value_range == cfg.model.value_range
+            auto = instantiate_data(cfg.data)
+            auto.setup()
+            assert auto.splits["val"].images.min() == low
+    GlobalHydra.instance().clear()
 
 
 def test_image_folder_resizes_crops_and_labels_by_subfolder(tmp_path):

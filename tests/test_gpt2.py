@@ -12,16 +12,16 @@ import pytest
 import torch
 from conftest import quiet_trainer
 
-from genlab.attention_maps import plot_attention
+from genlab.callbacks.figures import plot_attention
+from genlab.cli.attention import write_attention
+from genlab.cli.export import main as export_main
+from genlab.cli.generate import main as generate_main
 from genlab.data.text import TextDataModule
 from genlab.errors import GenlabError
-from genlab.export import main as export_main
-from genlab.generate import main as generate_main
-from genlab.inspect_attention import write_attention
 from genlab.models.gpt2 import GPT2
 from genlab.models.schedules import warmup_cosine
-from genlab.runs import load_run
-from genlab.tokenizer import gpt2_tokenizer
+from genlab.run.loading import load_run
+from genlab.text.tokenizer import gpt2_tokenizer
 
 TINY = [
     "model=gpt2",
@@ -200,7 +200,7 @@ def test_missing_corpus_is_downloaded_once_from_its_url(tmp_path, corpus):
         dm.prepare_data()
         assert target.read_text() == corpus.read_text()
         bad = TextDataModule(path=str(tmp_path / "x.txt"), url=url + ".missing", block_size=16)
-        with pytest.raises(GenlabError, match="tinyshakespeare.txt"):
+        with pytest.raises(GenlabError, match="point data.path at your copy"):
             bad.prepare_data()
     finally:
         server.shutdown()
@@ -224,7 +224,7 @@ def test_gradient_checkpointing_and_bf16_mixed_train(corpus, tmp_path):
 
 
 def test_prompts_and_texts_are_taken_as_typed():
-    from genlab.cli_args import parse_args
+    from genlab.cli.args import parse_args
 
     args = parse_args(
         ["prompt=ROMEO:", "text=KING: 3", "max_new_tokens=5", "model.pretrained=gpt2"],
@@ -274,7 +274,7 @@ def test_attention_figures_callback_draws_a_gpt2_validation_block(corpus, tmp_pa
 def test_token_cache_key_follows_merges_and_options():
     from transformers import GPT2Tokenizer
 
-    from genlab.tokenizer import tokenizer_key
+    from genlab.text.tokenizer import tokenizer_key
 
     vocab = {"a": 0, "b": 1, "ab": 2, "Ġ": 3, "Ġa": 4, "<|endoftext|>": 5}
     same_vocab = [

@@ -17,13 +17,13 @@ import torch
 from conftest import REPO, quiet_trainer
 from hydra.core.global_hydra import GlobalHydra
 
-from genlab.atomic import replace_atomically
 from genlab.callbacks.checkpoint import AtomicCheckpointIO
+from genlab.cli.train import main
 from genlab.data.digits import DigitsDataModule
 from genlab.errors import TrainingDiverged
 from genlab.models.gan import GAN
-from genlab.sweep import write_summary
-from genlab.train import main
+from genlab.run.sweep import write_summary
+from genlab.utils.atomic import replace_atomically
 
 TESTS = Path(__file__).resolve().parent
 # Digits with batch_size 16: 79 training batches per epoch.
@@ -61,7 +61,7 @@ def test_sigterm_mid_epoch_saves_a_checkpoint_that_resumes_to_the_end(tmp_path, 
     env = {**os.environ, "PYTHONPATH": str(TESTS), "PYTHONWARNINGS": "ignore"}
     env.pop("HYDRA_FULL_ERROR", None)
     process = subprocess.Popen(
-        [sys.executable, "-m", "genlab.train", *COMMON, "trainer.max_epochs=2", pace]
+        [sys.executable, "-m", "genlab", *COMMON, "trainer.max_epochs=2", pace]
         + [f"hydra.run.dir={run_dir}"],
         cwd=tmp_path,
         env=env,
@@ -168,7 +168,7 @@ def test_gan_stops_before_a_nan_reaches_its_weights(tmp_path):
 
 SLOW_SAVE = """
 import io, sys, time, torch
-from genlab.atomic import replace_atomically
+from genlab.utils.atomic import replace_atomically
 from genlab.callbacks.checkpoint import AtomicCheckpointIO
 
 writer, path = AtomicCheckpointIO(), sys.argv[1]

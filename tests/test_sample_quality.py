@@ -13,10 +13,12 @@ from conftest import quiet_trainer
 from PIL import Image
 from torch import nn
 
+from genlab.callbacks.sample_quality import SampleQualityMetrics
 from genlab.data.image_folder import ImageFolderDataModule
 from genlab.errors import GenlabError
+from genlab.evaluation.feature_classifier import feature_classifier
+from genlab.evaluation.sample_quality import SampleQuality
 from genlab.models.dcgan import DCGAN
-from genlab.sample_quality import SampleQuality, feature_classifier
 
 
 class RandomFeatures(nn.Module):
@@ -89,6 +91,7 @@ def test_one_class_data_is_refused_before_training(tmp_path):
     dm = image_folder(tmp_path / "flat", seed=0, classes=("",))
     assert dm.num_classes == 1
     model = DCGAN(input_shape=(1, 8, 8), generator_width=4, discriminator_width=4)
+    evaluator = SampleQualityMetrics(cache_dir=tmp_path / "cache")
     with pytest.raises(GenlabError, match="model.eval.features=none"):
-        quiet_trainer(default_root_dir=tmp_path).fit(model, datamodule=dm)
+        quiet_trainer(default_root_dir=tmp_path, callbacks=[evaluator]).fit(model, datamodule=dm)
     assert model.trainer.global_step == 0

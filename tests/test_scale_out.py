@@ -20,8 +20,9 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf, open_dict
 
 import genlab
-from genlab.distributed import is_rank_zero, multirun_problem, run_stamp
-from genlab.validation import config_errors
+from genlab.config.checks import config_errors
+from genlab.config.machine import multirun_problem
+from genlab.run.distributed import is_rank_zero, run_stamp
 
 PRESETS = sorted(p.stem for p in (REPO / "conf" / "accelerator").glob("*.yaml"))
 # accelerator, devices, strategy, num_nodes of each preset (fsdp's strategy is an object).
@@ -82,10 +83,10 @@ def test_multinode_needs_num_nodes():
 @pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="ddp_cpu runs two processes")
 def test_ddp_cpu_passes_the_config_checks(tmp_path):
     cfg = compose_with("accelerator=ddp_cpu", keep_hydra=False)
-    assert config_errors(cfg, tmp_path / "run") == []
+    assert config_errors(cfg) == []
     # 16-mixed on a CPU stays refused, with or without DDP.
     cfg = compose_with("accelerator=ddp_cpu", "trainer.precision=16-mixed", keep_hydra=False)
-    assert any("16-mixed needs a CUDA GPU" in e for e in config_errors(cfg, tmp_path / "run"))
+    assert any("16-mixed needs a CUDA GPU" in e for e in config_errors(cfg))
 
 
 def test_slurm_launcher_gives_submitit_the_trainer_layout(tmp_path, monkeypatch):
@@ -123,7 +124,7 @@ def test_slurm_launcher_gives_submitit_the_trainer_layout(tmp_path, monkeypatch)
     assert submitted["gpus_per_node"] == 8
     assert submitted["partition"] == "gpu"
     assert submitted["time"] == 600
-    script = _make_sbatch_string(command="python -m genlab.train", folder=tmp_path, **submitted)
+    script = _make_sbatch_string(command="python -m genlab", folder=tmp_path, **submitted)
     for line in ("--nodes=2", "--ntasks-per-node=8", "--gpus-per-node=8", "--partition=gpu"):
         assert f"#SBATCH {line}\n" in script
 
@@ -142,7 +143,7 @@ def test_multirun_route():
 
 
 def test_multirun_with_ddp_stops_before_the_first_job(tmp_path, monkeypatch, capfd, recwarn):
-    from genlab.train import main
+    from genlab.cli.train import main
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
@@ -179,9 +180,10 @@ def test_rank_zero_from_the_launchers_environment(env, zero, monkeypatch, tmp_pa
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     assert is_rank_zero() is zero
-    from genlab.run_record import RunRecord
+    from genlab.run.record import RunRecord
+    from genlab.run.run_dir import RunDir
 
-    RunRecord(OmegaConf.create({"seed": 1}), tmp_path, [])
+    RunRecord(OmegaConf.create({"seed": 1}), RunDir(tmp_path), [])
     assert (tmp_path / "run.json").is_file() is zero
 
 
@@ -279,7 +281,6 @@ def test_gan_clips_unscaled_gradients_under_16_mixed():
             gradient_clip_val=1e-3,
             generator_optimizer=sgd,
             discriminator_optimizer=sgd,
-            eval={"features": None},
         )
         before = torch.cat([p.detach().flatten() for p in model.discriminator.parameters()])
         trainer = quiet_trainer(plugins=plugins)

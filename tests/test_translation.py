@@ -12,16 +12,17 @@ import torch.nn.functional as F
 from conftest import quiet_trainer, run_cli
 
 import genlab
-from genlab.attention_maps import hf_attentions, plot_attention
+from genlab.callbacks.figures import plot_attention
+from genlab.cli.attention import main as attention_cli
+from genlab.cli.attention import write_attention
+from genlab.cli.generate import generate_text
 from genlab.data.number_words import number_pairs, number_to_words
 from genlab.data.translation import TranslationDataModule, read_pairs
-from genlab.data.vocabulary import Vocabulary
 from genlab.errors import GenlabError
-from genlab.generate import generate_text
-from genlab.inspect_attention import main as attention_cli
-from genlab.inspect_attention import write_attention
+from genlab.models.attention_maps import hf_attentions
 from genlab.models.seq2seq import Seq2Seq, shift_right
-from genlab.runs import load_run
+from genlab.run.loading import load_run
+from genlab.text.vocabulary import Vocabulary
 
 
 @pytest.mark.parametrize(
@@ -140,7 +141,7 @@ def test_numbers_run_learns_and_reports_exact_match_and_bleu(numbers_run):
     total, correct, tokens = 0.0, 0, 0
     with torch.no_grad():
         for source, target in dm.test_dataloader():
-            logits = model._logits(source, shift_right(target, Vocabulary.bos_id))
+            logits = model.backend.logits(source, shift_right(target, Vocabulary.bos_id))
             real = target != Vocabulary.pad_id
             total += F.cross_entropy(logits[real], target[real], reduction="sum").item()
             correct += (logits.argmax(-1)[real] == target[real]).sum().item()

@@ -14,8 +14,8 @@ import yaml
 from conftest import run_cli
 
 import genlab
-from genlab.evaluate import main as evaluate_main
-from genlab.sweep import write_summary
+from genlab.cli.evaluate import main as evaluate_main
+from genlab.run.sweep import write_summary
 
 QUICK = ["trainer.max_epochs=1", "logger=none"]
 
@@ -151,6 +151,39 @@ def test_eval_rebuilds_from_the_saved_config_and_reproduces_test_metrics(
     assert cfg.model.latent_dim == 8 and datamodule.dims == (1, 8, 8)
 
 
+def test_a_run_saved_before_models_stated_their_pixel_range_loads_and_resumes(
+    train_cli, tmp_path, monkeypatch
+):
+    """Runs made before model configs stated `value_range` saved `data.value_range: auto` and
+    no `model.value_range`: genlab-eval gives their recorded test metrics, resuming them is
+    accepted, and the GAN's evaluator (FID) still comes from `model.eval`."""
+    run_dir = tmp_path / "run"
+    args = ["model=gan", "model.latent_dim=8", *QUICK, f"paths.cache_dir={tmp_path / 'cache'}"]
+    result = train_cli(*args, f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    trained = read_json(run_dir / "metrics.json")
+    saved = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert saved["data"]["value_range"] == saved["model"]["value_range"] == [-1, 1]
+    saved["data"]["value_range"] = "auto"
+    del saved["model"]["value_range"]
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(saved))
+
+    monkeypatch.chdir(tmp_path)
+    evaluate_main([f"run_dir={run_dir}"])
+    evaluated = read_json(run_dir / "eval_metrics.json")
+    assert evaluated == {k: v for k, v in trained.items() if k.startswith("test/")}
+    assert "test/fid" in evaluated
+    model, datamodule, _ = genlab.load_run(run_dir)
+    datamodule.setup()
+    assert datamodule.splits["test"].images.min() == -1 and model.value_range == (-1.0, 1.0)
+
+    resumed = train_cli(
+        *args, "trainer.max_epochs=2", f"run_dir={run_dir}", "ckpt_path=last", cwd=tmp_path
+    )
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert read_json(run_dir / "run.json")["status"] == "completed"
+
+
 def test_resume_after_epoch_k_equals_an_uninterrupted_run(train_cli, tmp_path):
     common = ["trainer.deterministic=true", "logger=none"]
     whole, part = tmp_path / "whole", tmp_path / "part"
@@ -258,7 +291,7 @@ def test_resume_ignores_where_caches_live_and_suggests_a_clean_command(train_cli
 
 
 def test_overwrite_leaves_nothing_of_the_earlier_run(train_cli, tmp_path):
-    from genlab.generate import main as generate_main
+    from genlab.cli.generate import main as generate_main
 
     run_dir = tmp_path / "run"
     assert train_cli(*QUICK, f"hydra.run.dir={run_dir}", cwd=tmp_path).returncode == 0

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import lightning as L
 
-from genlab.attention_maps import plot_attention
+from genlab.callbacks.figures import plot_attention
 from genlab.callbacks.tensorboard import logging_step, tensorboard_logger
+from genlab.data.abilities import HasExamples
+from genlab.models.abilities import DrawsAttention
 
 
 class AttentionFigures(L.Callback):
-    """For models with `attention_maps` and datamodules with `example`: the layer x head grids
-    of the validation example `index` under `attention/<kind>` (IMAGES tab), the same figures
+    """For models that draw attention and data with examples: the layer x head grids of the
+    validation example `index` under `attention/<kind>` (IMAGES tab), the same figures
     `genlab-attention` saves."""
 
     def __init__(self, index: int = 0):
@@ -18,10 +20,12 @@ class AttentionFigures(L.Callback):
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         logger = tensorboard_logger(trainer)
-        example = getattr(trainer.datamodule, "example", None)
-        if logger is None or example is None or not hasattr(pl_module, "attention_maps"):
+        data = trainer.datamodule
+        if logger is None or not isinstance(data, HasExamples):
             return
-        for attention in pl_module.attention_maps(**example("val", index=self.index)):
+        if not isinstance(pl_module, DrawsAttention):
+            return
+        for attention in pl_module.attention_maps(**data.example("val", index=self.index)):
             logger.experiment.add_figure(
                 f"attention/{attention.name}", plot_attention(attention), logging_step(trainer)
             )

@@ -12,20 +12,23 @@ from lightning.fabric.utilities.cloud_io import get_filesystem
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from genlab.atomic import replace_atomically
+from genlab.models.base import GenlabModule
+from genlab.utils.atomic import replace_atomically
 
 
 class BestCheckpoint(ModelCheckpoint):
     """With `monitor="auto"`, monitors the model's `checkpoint_monitor` in its `checkpoint_mode`.
 
     AE and VAE keep the lowest `val/loss`; a GAN has no validation loss that tracks sample
-    quality, so it says None and `best.ckpt` is the latest epoch.
+    quality, so it says None and `best.ckpt` is the latest epoch, as for a model that is not a
+    genlab model (it says nothing).
     """
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if self.monitor == "auto":
-            self.monitor = getattr(pl_module, "checkpoint_monitor", "val/loss")
-            self.mode = getattr(pl_module, "checkpoint_mode", "min")
+            genlab_model = isinstance(pl_module, GenlabModule)
+            self.monitor = pl_module.checkpoint_monitor if genlab_model else None
+            self.mode = pl_module.checkpoint_mode if genlab_model else "min"
             self.kth_value = torch.tensor(torch.inf if self.mode == "min" else -torch.inf)
         super().setup(trainer, pl_module, stage)
 

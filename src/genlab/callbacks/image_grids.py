@@ -6,7 +6,8 @@ import lightning as L
 import torch
 
 from genlab.callbacks.tensorboard import logging_step, tensorboard_logger
-from genlab.images import to_unit_range
+from genlab.models.abilities import DecodesLatents, ImageModel, Reconstructs, SamplesImages
+from genlab.utils.pixels import to_unit_range
 
 
 def _enlarge(images: torch.Tensor, min_size: int = 32) -> torch.Tensor:
@@ -18,11 +19,12 @@ def _enlarge(images: torch.Tensor, min_size: int = 32) -> torch.Tensor:
 
 
 class ImageGrids(L.Callback):
-    """Logs what a model can show, found by duck typing:
+    """Logs what an image model can show (its abilities, `genlab.models.abilities`):
 
-    - `reconstruct(images)`: a fixed batch of validation inputs (top rows) over reconstructions;
-    - `sample(n, generator)`: samples from one fixed noise seed, comparable across epochs;
-    - `decode(z)` with `latent_dim == 2`: the decoded grid of latent space over Gaussian quantiles.
+    - `Reconstructs`: a fixed batch of validation inputs (top rows) over reconstructions;
+    - `SamplesImages`: samples from one fixed noise seed, comparable across epochs;
+    - `DecodesLatents` with `latent_dim == 2`: the decoded grid of latent space over Gaussian
+      quantiles.
     """
 
     def __init__(
@@ -36,7 +38,7 @@ class ImageGrids(L.Callback):
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         logger = tensorboard_logger(trainer)
-        if logger is None:
+        if logger is None or not isinstance(pl_module, ImageModel):
             return
         from torchvision.utils import make_grid
 
@@ -44,21 +46,21 @@ class ImageGrids(L.Callback):
         # Inside the trainer's precision context, as validation_step is (outside it, float32
         # inputs would meet bfloat16 weights under trainer.precision=bf16-true).
         with torch.no_grad(), trainer.precision_plugin.forward_context():
-            value_range = getattr(pl_module, "value_range", (0.0, 1.0))
             for tag, images, nrow in self._grids(trainer, pl_module):
-                images = _enlarge(to_unit_range(images.cpu(), value_range).clamp(0, 1))
+                images = to_unit_range(images.cpu(), pl_module.value_range).clamp(0, 1)
+                images = _enlarge(images)
                 grid = make_grid(images, nrow=nrow, pad_value=1.0)
                 logger.experiment.add_image(f"images/{tag}", grid, step)
 
     def _grids(self, trainer: L.Trainer, pl_module: L.LightningModule):
-        if hasattr(pl_module, "reconstruct"):
+        if isinstance(pl_module, Reconstructs):
             inputs = trainer.precision_plugin.convert_input(self._fixed_inputs(trainer))
             inputs = inputs.to(pl_module.device)
             yield "reconstructions", torch.cat([inputs, pl_module.reconstruct(inputs)]), len(inputs)
-        if hasattr(pl_module, "sample"):
+        if isinstance(pl_module, SamplesImages):
             generator = torch.Generator().manual_seed(self.seed)
             yield "samples", pl_module.sample(self.num_samples, generator=generator), 8
-        if hasattr(pl_module, "decode") and getattr(pl_module, "latent_dim", None) == 2:
+        if isinstance(pl_module, DecodesLatents) and pl_module.latent_dim == 2:
             yield "latent_manifold", self._manifold(pl_module), self.manifold_steps
 
     def _fixed_inputs(self, trainer: L.Trainer) -> torch.Tensor:

@@ -15,6 +15,7 @@ from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from genlab.errors import DIVERGENCE_HINT, TrainingDiverged
+from genlab.models.base import GenlabModule
 
 
 class SafeStop(L.Callback):
@@ -91,7 +92,7 @@ class SafeStop(L.Callback):
         if not params or bool(torch.stack([torch.isfinite(p).all() for p in params]).all()):
             return
         name = next(n for n, p in pl_module.named_parameters() if not torch.isfinite(p).all())
-        hint = getattr(pl_module, "divergence_hint", DIVERGENCE_HINT)
+        hint = pl_module.divergence_hint if isinstance(pl_module, GenlabModule) else DIVERGENCE_HINT
         raise TrainingDiverged(
             f"weight {name}", "non-finite", trainer.global_step, trainer.current_epoch, hint
         )

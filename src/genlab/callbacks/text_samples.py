@@ -5,15 +5,18 @@ from __future__ import annotations
 import lightning as L
 
 from genlab.callbacks.tensorboard import logging_step, tensorboard_logger
+from genlab.models.abilities import GeneratesText
 
 
 class TextSamples(L.Callback):
-    """For models with `generate_text` and `sample_prompts`: one sampled continuation each."""
+    """For language models (`GeneratesText`): one sampled continuation of each sample prompt."""
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        prompts = getattr(pl_module, "sample_prompts", None)
         logger = tensorboard_logger(trainer)
-        if not prompts or logger is None:
+        if logger is None or not isinstance(pl_module, GeneratesText):
+            return
+        prompts = pl_module.sample_prompts
+        if not prompts:
             return
         # Seeded top-k sampling: greedy decoding of a young model repeats one token.
         texts = pl_module.generate_text(

@@ -19,7 +19,7 @@ class DigitsDataModule(InMemoryImageDataModule):
         val_fraction: float = 0.15,
         test_fraction: float = 0.15,
         split_seed: int = 42,
-        value_range: str | Sequence[float] = "auto",
+        value_range: Sequence[float] = (0.0, 1.0),
     ):
         super().__init__(dims, batch_size, split_seed, value_range)
         self.val_fraction = val_fraction

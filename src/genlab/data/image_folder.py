@@ -5,13 +5,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, Dataset, default_collate
 
 from genlab.data.splits import SplitDataModule
 from genlab.errors import GenlabError
-from genlab.images import from_unit_range, resolve_value_range
+from genlab.utils.pixels import from_unit_range, pixel_range
 
 log = logging.getLogger(__name__)
 
@@ -104,26 +105,35 @@ class ImageFolderDataModule(SplitDataModule):
         val_fraction: float = 0.05,
         test_fraction: float = 0.05,
         split_seed: int = 42,
-        value_range: str | Sequence[float] = "auto",
+        value_range: Sequence[float] = (0.0, 1.0),
         on_bad_image: str = "fail",
     ):
         super().__init__()
-        if on_bad_image not in ("fail", "skip"):
-            raise GenlabError(f"data.on_bad_image={on_bad_image}: must be fail or skip")
         self.on_bad_image = on_bad_image
         self.path = Path(path)
         self.dims = (channels, image_size, image_size)
-        if dims is not None and tuple(dims) != self.dims:
-            raise GenlabError(
-                f"data.dims={list(dims)} but image_folder makes {list(self.dims)} images "
-                f"(data.channels, data.image_size): leave data.dims to its default"
-            )
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.fractions = (val_fraction, test_fraction)
         self.split_seed = split_seed
-        self.value_range = value_range
+        self.value_range = pixel_range(value_range)
         self.splits: dict[str, ImageFiles] = {}
+
+    @classmethod
+    def config_problems(cls, config: dict[str, Any]) -> list[str]:
+        data = config.get("data") or {}
+        made = [data.get("channels"), data.get("image_size"), data.get("image_size")]
+        if data.get("dims") is None or list(data["dims"]) == made:
+            return super().config_problems(config)
+        return [
+            *super().config_problems(config),
+            f"data.dims={list(data['dims'])} but image_folder makes {made} images "
+            f"(data.channels, data.image_size): leave data.dims to its default",
+        ]
+
+    def identity(self) -> str:
+        """Which data this is, for caches derived from it: kind, folder and split."""
+        return f"{type(self).__name__}|{self.path.resolve()}|{self.split_seed}"
 
     def _files(self) -> tuple[list[Path], list[int]]:
         if not self.path.is_dir():
@@ -183,14 +193,13 @@ class ImageFolderDataModule(SplitDataModule):
             "test": order[n_val : n_val + n_test],
             "train": order[n_val + n_test :],
         }
-        value_range = resolve_value_range(self.value_range, self.trainer)
         for name, indices in parts.items():
             self.splits[name] = ImageFiles(
                 [files[i] for i in indices],
                 [labels[i] for i in indices],
                 self.dims[1],
                 self.dims[0],
-                value_range,
+                self.value_range,
                 skip_bad=self.on_bad_image == "skip",
             )
 

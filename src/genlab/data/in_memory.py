@@ -9,7 +9,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from genlab.data.splits import SplitDataModule
 from genlab.errors import GenlabError
-from genlab.images import from_unit_range, resolve_value_range
+from genlab.utils.pixels import from_unit_range, pixel_range
 
 Split = tuple[torch.Tensor, torch.Tensor]
 
@@ -59,8 +59,8 @@ class InMemoryImageDataModule(SplitDataModule):
 
     Subclasses implement `load_splits` (images in [0, 1]). `dims` comes from the config so that
     models can be sized from it (`${data.dims}`); it is checked against the data loaded.
-    `value_range="auto"` asks the model being trained (its `value_range`: [0, 1] for the
-    autoencoders' BCE, [-1, 1] for a GAN's Tanh); a pair such as [-1, 1] fixes it.
+    `value_range` is the model's (`${model.value_range}` in the configs: [0, 1] for the
+    autoencoders' BCE, [-1, 1] for a GAN's Tanh).
     """
 
     def __init__(
@@ -68,21 +68,26 @@ class InMemoryImageDataModule(SplitDataModule):
         dims: Sequence[int],
         batch_size: int = 128,
         split_seed: int = 42,
-        value_range: str | Sequence[float] = "auto",
+        value_range: Sequence[float] = (0.0, 1.0),
     ):
         super().__init__()
         self.dims = tuple(dims)
         self.batch_size = batch_size
         self.split_seed = split_seed
-        self.value_range = value_range
+        self.value_range = pixel_range(value_range)
         self.splits: dict[str, TensorBatches] = {}
 
     @property
     def num_classes(self) -> int:
         return int(self.splits["train"].labels.max()) + 1
 
-    def target_range(self) -> tuple[float, float]:
-        return resolve_value_range(self.value_range, self.trainer)
+    def identity(self) -> str:
+        """Which data this is, for caches derived from it: kind, files and split."""
+        return f"{type(self).__name__}|{self.location()}|{self.split_seed}"
+
+    def location(self) -> str:
+        """Where the images come from (a folder), or "" for bundled data."""
+        return ""
 
     def load_splits(self) -> dict[str, Split]:
         """Return {"train", "val", "test"} -> (images float in [0, 1], labels)."""
@@ -91,14 +96,13 @@ class InMemoryImageDataModule(SplitDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.splits:
             return
-        low, high = self.target_range()
         for name, (images, labels) in self.load_splits().items():
             if tuple(images.shape[1:]) != self.dims:
                 raise GenlabError(
                     f"data.dims={list(self.dims)} but the {name} images have shape "
                     f"{list(images.shape[1:])}: set data.dims to match"
                 )
-            images = from_unit_range(images, (low, high))
+            images = from_unit_range(images, self.value_range)
             self.splits[name] = TensorBatches(images.contiguous(), labels)
 
     def loader(self, split: str, shuffle: bool) -> DataLoader:

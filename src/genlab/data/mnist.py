@@ -30,12 +30,15 @@ class MNISTDataModule(InMemoryImageDataModule):
         batch_size: int = 128,
         val_size: int = 5000,
         split_seed: int = 42,
-        value_range: str | Sequence[float] = "auto",
+        value_range: Sequence[float] = (0.0, 1.0),
     ):
         super().__init__(dims, batch_size, split_seed, value_range)
         self.data_dir = Path(data_dir)
         self.download = download
         self.val_size = val_size
+
+    def location(self) -> str:
+        return str(self.data_dir.resolve())
 
     def search_dirs(self) -> list[Path]:
         return [

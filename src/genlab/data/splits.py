@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import lightning as L
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSamplerWrapper
 from lightning.pytorch.utilities.data import _update_dataloader
@@ -19,6 +21,20 @@ class SplitDataModule(L.LightningDataModule):
     to even out the ranks, and they would count twice in the epoch means). The models reduce
     sums and counts across ranks, so uneven shares give the same metrics as one process.
     """
+
+    @classmethod
+    def config_problems(cls, config: dict[str, Any]) -> list[str]:
+        """What is wrong with a resolved config for this datamodule that no single key shows, one
+        line each, checked before anything is built (`genlab.config.checks`). Subclasses add
+        their own rules to these."""
+        data = config.get("data") or {}
+        val, test = data.get("val_fraction"), data.get("test_fraction")
+        if isinstance(val, (int, float)) and isinstance(test, (int, float)) and val + test >= 1:
+            return [
+                f"data.val_fraction={val} + data.test_fraction={test} leave no training "
+                f"examples: keep their sum below 1 (e.g. 0.1 each)"
+            ]
+        return []
 
     def loader(self, split: str, shuffle: bool) -> DataLoader:
         raise NotImplementedError

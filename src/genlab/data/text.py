@@ -6,17 +6,17 @@ import glob
 import hashlib
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch.utils.data import DataLoader
 
-from genlab.atomic import replace_atomically
-from genlab.cache import load_cached, save_cached
 from genlab.data.in_memory import TensorBatches, keep_batch
 from genlab.data.splits import SplitDataModule
 from genlab.errors import GenlabError
-from genlab.tokenizer import gpt2_tokenizer, tokenizer_key
-from genlab.validation import block_size_problem
+from genlab.text.tokenizer import gpt2_tokenizer, tokenizer_key
+from genlab.utils.atomic import replace_atomically
+from genlab.utils.cache import load_cached, save_cached
 
 
 class TextDataModule(SplitDataModule):
@@ -43,12 +43,6 @@ class TextDataModule(SplitDataModule):
         cache_dir: str = ".cache/genlab",
     ):
         super().__init__()
-        if not path and not dataset:
-            raise GenlabError(
-                "data=text needs data.path=<file.txt or glob> or data.dataset=<HF name>"
-            )
-        if block_size < 1:
-            raise GenlabError(f"data.block_size={block_size}: must be a positive number of tokens")
         self.path, self.dataset, self.dataset_config, self.url = path, dataset, dataset_config, url
         self.tokenizer_name = tokenizer
         self.block_size = block_size
@@ -56,6 +50,16 @@ class TextDataModule(SplitDataModule):
         self.fractions = (val_fraction, test_fraction)
         self.cache_dir = Path(cache_dir)
         self.splits: dict[str, TensorBatches] = {}
+
+    @classmethod
+    def config_problems(cls, config: dict[str, Any]) -> list[str]:
+        data = config.get("data") or {}
+        problems = super().config_problems(config)
+        if not data.get("path") and not data.get("dataset"):
+            problems.append(
+                "data=text needs data.path=<file.txt or glob> or data.dataset=<HF name>"
+            )
+        return problems
 
     @property
     def tokenizer(self):
@@ -70,8 +74,8 @@ class TextDataModule(SplitDataModule):
             replace_atomically(target, lambda tmp: urllib.request.urlretrieve(self.url, tmp))
         except OSError as err:
             raise GenlabError(
-                f"{target} is missing and downloading {self.url} failed ({err}); point "
-                f"data.path at a local copy, e.g. data.path=../shared/data/tinyshakespeare.txt"
+                f"{target} is missing and downloading {self.url} failed ({err}); download it by "
+                f"hand and point data.path at your copy"
             ) from None
 
     def _read_text(self) -> str:
@@ -128,11 +132,6 @@ class TextDataModule(SplitDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.splits:
             return
-        module = self.trainer.lightning_module if self.trainer is not None else None
-        context = getattr(module, "context_length", None)
-        problem = context and block_size_problem(self.block_size, context, "model.n_positions")
-        if problem:
-            raise GenlabError(problem)
         ids = self.token_ids()
         n_blocks = len(ids) // self.block_size
         n_val, n_test = (max(1, int(n_blocks * f)) for f in self.fractions)

@@ -5,16 +5,17 @@ from __future__ import annotations
 import logging
 import random
 from pathlib import Path
+from typing import Any
 
 import torch
-from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import DataLoader
 
 from genlab.data.in_memory import Split, TensorBatches
 from genlab.data.number_words import number_pairs
 from genlab.data.splits import SplitDataModule
-from genlab.data.vocabulary import Vocabulary
 from genlab.errors import GenlabError
+from genlab.text.tokenizer import pretrained_tokenizer
+from genlab.text.vocabulary import Vocabulary, padded
 
 log = logging.getLogger(__name__)
 TASKS = ("numbers",)
@@ -72,16 +73,6 @@ class TranslationDataModule(SplitDataModule):
         split_seed: int = 42,
     ):
         super().__init__()
-        if bool(path) == bool(task):
-            raise GenlabError(
-                "data=translation needs exactly one of data.path=<file.tsv> or "
-                f"data.task=<{'|'.join(TASKS)}>"
-            )
-        if task and task not in TASKS:
-            raise GenlabError(f"data.task={task}: unknown; choose one of {', '.join(TASKS)}")
-        for key, level in (("source_level", source_level), ("target_level", target_level)):
-            if level not in ("word", "char"):
-                raise GenlabError(f"data.{key}={level}: use word or char")
         self.path, self.task = path, task
         self.num_examples, self.max_number = num_examples, max_number
         self.tokenizer_name = tokenizer
@@ -94,6 +85,20 @@ class TranslationDataModule(SplitDataModule):
         self.target_vocab: Vocabulary | None = None
         self.pairs: dict[str, list[Pair]] = {}
         self.splits: dict[str, TensorBatches] = {}
+
+    @classmethod
+    def config_problems(cls, config: dict[str, Any]) -> list[str]:
+        data = config.get("data") or {}
+        problems = super().config_problems(config)
+        path, task = data.get("path"), data.get("task")
+        if bool(path) == bool(task):
+            problems.append(
+                "data=translation needs exactly one of data.path=<file.tsv> or "
+                f"data.task=<{'|'.join(TASKS)}>"
+            )
+        elif task and task not in TASKS:
+            problems.append(f"data.task={task}: unknown; choose one of {', '.join(TASKS)}")
+        return problems
 
     def load_pairs(self) -> list[Pair]:
         if self.task == "numbers":
@@ -126,8 +131,6 @@ class TranslationDataModule(SplitDataModule):
     def encode(self, sources: list[str], targets: list[str]) -> tuple[list, list]:
         """Token ids of each side; targets end with the end-of-sequence token."""
         if self.tokenizer_name:
-            from genlab.tokenizer import pretrained_tokenizer
-
             encoded = pretrained_tokenizer(self.tokenizer_name)(sources, text_target=targets)
             return encoded["input_ids"], encoded["labels"]
         return (
@@ -138,8 +141,6 @@ class TranslationDataModule(SplitDataModule):
     @property
     def pad_id(self) -> int:
         if self.tokenizer_name:
-            from genlab.tokenizer import pretrained_tokenizer
-
             return pretrained_tokenizer(self.tokenizer_name).pad_token_id
         return Vocabulary.pad_id
 
@@ -177,12 +178,6 @@ class TranslationDataModule(SplitDataModule):
             shuffle=shuffle,
             collate_fn=_TrimPadding(self.pad_id),
         )
-
-
-def padded(sequences: list[list[int]], pad_id: int) -> torch.Tensor:
-    """Id lists as one (n, longest) tensor, padded on the right with `pad_id`."""
-    rows = [torch.tensor(ids, dtype=torch.long) for ids in sequences]
-    return pad_sequence(rows, batch_first=True, padding_value=pad_id)
 
 
 class _TrimPadding:

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 
-from genlab.models.base import GenlabModule, OptimizerFactory, SchedulerFactory
+from genlab.models.base import (
+    GenlabModule,
+    OptimizerFactory,
+    SchedulerFactory,
+    pixel_range_problems,
+)
 from genlab.nn.autoencoder import MLPAutoencoder
 from genlab.nn.losses import reconstruction_loss
+from genlab.utils.pixels import pixel_range
 
 
 class Autoencoder(GenlabModule):
@@ -21,17 +28,24 @@ class Autoencoder(GenlabModule):
         latent_dim: int = 128,
         hidden_dims: Sequence[int] = (),
         loss: str = "bce",
+        value_range: Sequence[float] = (0.0, 1.0),
         optimizer: OptimizerFactory | None = None,
         scheduler: SchedulerFactory | None = None,
     ):
         super().__init__(optimizer, scheduler)
-        if loss not in ("bce", "mse"):
-            raise ValueError(f"model.loss={loss!r}: use 'bce' or 'mse'")
         self.save_hyperparameters(ignore=["optimizer", "scheduler"])
         self.input_shape = tuple(input_shape)
+        self.value_range = pixel_range(value_range)
         self.latent_dim = latent_dim
         self.loss_kind = loss
         self.net = MLPAutoencoder(math.prod(self.input_shape), latent_dim, hidden_dims)
+
+    @classmethod
+    def config_problems(cls, config: dict[str, Any]) -> list[str]:
+        loss = (config.get("model") or {}).get("loss")
+        problems = [] if loss in (None, "bce", "mse") else [f"model.loss={loss}: use bce or mse"]
+        why = "Autoencoder's decoder ends in a Sigmoid"
+        return problems + pixel_range_problems(config, (0.0, 1.0), why)
 
     def compute_losses(self, batch, stage: str) -> dict[str, torch.Tensor]:
         x = batch[0].flatten(1)

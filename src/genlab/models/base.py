@@ -41,6 +41,19 @@ def set_rng_states(states: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(states["cuda"])
 
 
+def pixel_range_problems(
+    config: dict[str, Any], model_range: tuple[float, float], why: str
+) -> list[str]:
+    """The error line when `model.value_range` is not the one range a network works in."""
+    value_range = (config.get("model") or {}).get("value_range")
+    if value_range is None or [float(v) for v in value_range] == list(model_range):
+        return []
+    return [
+        f"model.value_range={list(value_range)}: {why}, so its pixels are in "
+        f"{[int(v) for v in model_range]}; leave model.value_range at that"
+    ]
+
+
 class GenlabModule(L.LightningModule):
     """Subclasses implement `compute_losses`; this logs `{stage}/{name}` and minimizes "loss".
 
@@ -65,8 +78,6 @@ class GenlabModule(L.LightningModule):
     checkpoint_mode = "min"
     # Training metrics shown in the progress bar.
     progress_bar_metrics: tuple[str, ...] = ("loss",)
-    # The range of pixel values the model consumes and produces; the datamodule scales to it.
-    value_range: tuple[float, float] = (0.0, 1.0)
     # What to try when a loss becomes NaN or infinite.
     divergence_hint = DIVERGENCE_HINT
     # True when a training step leaves some parameters without gradients (a GAN's two players):
@@ -86,6 +97,12 @@ class GenlabModule(L.LightningModule):
         # stage -> metric -> (weighted sum, total weight) over the epoch's batches so far.
         self._epoch_sums: dict[str, dict[str, tuple[torch.Tensor, Any]]] = {}
         self._eval_generator: torch.Generator | None = None
+
+    @classmethod
+    def config_problems(cls, config: dict[str, Any]) -> list[str]:
+        """What is wrong with a resolved config for this model that no single key shows, one line
+        each, checked before anything is built (`genlab.config.checks`). None by default."""
+        return []
 
     def compute_losses(self, batch, stage: str) -> dict[str, torch.Tensor]:
         """Scalar losses for one batch; must contain "loss", the value that is minimized."""

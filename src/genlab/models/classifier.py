@@ -9,6 +9,7 @@ import torch.nn.functional as F
 
 from genlab.models.base import GenlabModule, OptimizerFactory, SchedulerFactory
 from genlab.nn.lenet import LeNet
+from genlab.utils.pixels import pixel_range
 
 
 class Classifier(GenlabModule):
@@ -19,12 +20,14 @@ class Classifier(GenlabModule):
         input_shape: Sequence[int],
         num_classes: int = 10,
         feature_dim: int = 128,
+        value_range: Sequence[float] = (0.0, 1.0),
         optimizer: OptimizerFactory | None = None,
         scheduler: SchedulerFactory | None = None,
     ):
         super().__init__(optimizer, scheduler)
         self.save_hyperparameters(ignore=["optimizer", "scheduler"])
         self.input_shape = tuple(input_shape)
+        self.value_range = pixel_range(value_range)
         self.net = LeNet(self.input_shape[0], num_classes, feature_dim)
 
     def compute_losses(self, batch, stage: str) -> dict[str, torch.Tensor]:

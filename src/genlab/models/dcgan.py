@@ -8,7 +8,7 @@ from typing import Any
 from torch import nn
 
 from genlab.models.gan import GAN
-from genlab.nn.dcgan import DCGANDiscriminator, DCGANGenerator
+from genlab.nn.dcgan import DCGANDiscriminator, DCGANGenerator, shape_problem
 
 
 class DCGAN(GAN):
@@ -33,6 +33,24 @@ class DCGAN(GAN):
             discriminator_dims=(discriminator_width,),
             **gan_options,
         )
+
+    @classmethod
+    def config_problems(cls, config: dict[str, Any]) -> list[str]:
+        """The networks are sized from the image side: a side they cannot take is a data
+        setting, refused here rather than as a traceback from inside the model."""
+        model, data = config.get("model") or {}, config.get("data") or {}
+        problem = shape_problem(model["input_shape"]) if "input_shape" in model else None
+        if problem is None:
+            return super().config_problems(config)
+        key = (
+            f"data.image_size={data['image_size']}"
+            if "image_size" in data
+            else f"data.dims={list(data.get('dims', model['input_shape']))}"
+        )
+        return [
+            *super().config_problems(config),
+            f"{key}: {problem}; model=dcgan cannot take these images",
+        ]
 
     def build_networks(self, generator_dims, discriminator_dims) -> tuple[nn.Module, nn.Module]:
         return (

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import partial
+from pathlib import Path
+from typing import Any
 
 import torch
 
-from genlab.attention_maps import AttentionMap, hf_attentions
 from genlab.errors import GenlabError
+from genlab.models.attention_maps import AttentionMap, hf_attentions
 from genlab.models.base import GenlabModule, OptimizerFactory
 from genlab.models.schedules import decayed_warmup_cosine
-from genlab.tokenizer import gpt2_tokenizer
+from genlab.text.tokenizer import gpt2_tokenizer
 
 _DEFAULT_OPTIMIZER = partial(torch.optim.AdamW, lr=3e-4, betas=(0.9, 0.95))
 
@@ -59,6 +61,24 @@ class GPT2(GenlabModule):
         self.sample_prompts = list(sample_prompts)
         self.sample_max_new_tokens = sample_max_new_tokens
 
+    @classmethod
+    def config_problems(cls, config: dict[str, Any]) -> list[str]:
+        """The head count must divide the width, and the data's blocks must fit the context."""
+        model, data = config.get("model") or {}, config.get("data") or {}
+        problems = []
+        pretrained = model.get("pretrained")
+        n_embd, n_head = model.get("n_embd"), model.get("n_head")
+        if not pretrained and n_embd and n_head and n_embd % n_head:
+            problems.append(f"model.n_embd={n_embd} must be divisible by model.n_head={n_head}")
+        context, key = _context_length(model)
+        block_size = data.get("block_size")
+        if context and isinstance(block_size, int) and block_size > context:
+            problems.append(
+                f"data.block_size={block_size} is larger than the model's context of {context} "
+                f"tokens ({key}): lower it or enlarge the model"
+            )
+        return problems
+
     def _build(self, pretrained, n_layer, n_head, n_embd, n_positions, dropout, trust_remote_code):
         from transformers import AutoConfig, GPT2Config, GPT2LMHeadModel
 
@@ -82,8 +102,6 @@ class GPT2(GenlabModule):
                     f"Hugging Face cache or a local directory. To train from scratch offline, use "
                     f"model.pretrained=null (e.g. experiment=gpt2_shakespeare)"
                 ) from None
-        if n_embd % n_head:
-            raise GenlabError(f"model.n_embd={n_embd} must be divisible by model.n_head={n_head}")
         config = GPT2Config(
             vocab_size=len(self.tokenizer),
             n_positions=n_positions,
@@ -159,9 +177,16 @@ class GPT2(GenlabModule):
         start = 0 if full_text else encoded["input_ids"].shape[1]
         return tokenizer.batch_decode(output[:, start:], skip_special_tokens=True)
 
+    def export_pretrained(self, out: Path) -> None:
+        """The network and tokenizer as a directory `from_pretrained` loads."""
+        self.model.save_pretrained(out)
+        self.tokenizer.save_pretrained(out)
+
     @torch.no_grad()
-    def attention_maps(self, text: str) -> list[AttentionMap]:
+    def attention_maps(self, text: str, target: str | None = None) -> list[AttentionMap]:
         """Causal self-attention of every layer and head over `text` (up to the context)."""
+        if target is not None:
+            raise GenlabError("target= is for encoder-decoder models; GPT-2 only takes text=")
         ids = self.tokenizer(text)["input_ids"][: self.context_length]
         if not ids:
             raise GenlabError("text= is empty: give some text to draw attention over")
@@ -172,3 +197,23 @@ class GPT2(GenlabModule):
         labels = self.tokenizer.convert_ids_to_tokens(ids)
         weights = torch.stack(output["attentions"])[:, 0]
         return [AttentionMap("self", "GPT-2 self-attention (causal)", weights, labels, labels)]
+
+
+def _context_length(model: dict[str, Any]) -> tuple[int | None, str]:
+    """The context of the configured GPT-2 and where it comes from: `n_positions` for a model
+    built from the config; for a pretrained one, its config file when it is on this machine (a
+    local directory or the Hugging Face cache; otherwise loading it reports the problem)."""
+    pretrained = model.get("pretrained")
+    if not pretrained:
+        return model.get("n_positions"), "model.n_positions"
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(
+            pretrained,
+            local_files_only=True,
+            trust_remote_code=bool(model.get("trust_remote_code")),
+        )
+    except (OSError, ValueError):
+        return None, ""
+    return getattr(config, "n_positions", None), f"n_positions of {pretrained}"

@@ -9,13 +9,13 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from genlab.attention_maps import AttentionMap, hf_attentions
-from genlab.data.translation import padded
-from genlab.data.vocabulary import Vocabulary
 from genlab.errors import GenlabError
+from genlab.models.attention_maps import AttentionMap
 from genlab.models.base import GenlabModule, OptimizerFactory
 from genlab.models.schedules import decayed_warmup_cosine
+from genlab.models.seq2seq_backends import PretrainedBackend, Seq2SeqBackend, TransformerBackend
 from genlab.nn.transformer import Transformer
+from genlab.text.vocabulary import Vocabulary, padded
 
 _DEFAULT_OPTIMIZER = partial(torch.optim.AdamW, lr=5e-4, betas=(0.9, 0.98))
 _TRANSFORMER_SIZES = (
@@ -36,9 +36,9 @@ def shift_right(target: torch.Tensor, start_id: int) -> torch.Tensor:
 
 
 class Seq2Seq(GenlabModule):
-    """`pretrained=None`: genlab's `Transformer`, sized by the fields here, its vocabularies taken
-    from the datamodule when training starts and stored in every checkpoint. `pretrained=<hub
-    name or directory>`: that `AutoModelForSeq2SeqLM` (MarianMT, T5, BART ...), fine-tuned.
+    """`pretrained=None`: genlab's `Transformer`, sized by the fields here, built by `build` from
+    the vocabularies of the training data and stored in every checkpoint. `pretrained=<hub name
+    or directory>`: that `AutoModelForSeq2SeqLM` (MarianMT, T5, BART ...), fine-tuned.
 
     Per stage: `loss` (token cross-entropy), `acc` (token accuracy, teacher-forced); validation
     and test also decode greedily for `exact_match` (fraction of sentences decoded exactly
@@ -46,9 +46,6 @@ class Seq2Seq(GenlabModule):
     `loss` and `acc` are means over all target tokens of the split, `exact_match` over its
     sentences, whatever the batching or the number of processes.
     """
-
-    # Special ids of genlab's vocabularies; a pretrained model replaces them with its own.
-    pad_id, start_id, eos_id = Vocabulary.pad_id, Vocabulary.bos_id, Vocabulary.eos_id
 
     def __init__(
         self,
@@ -69,10 +66,6 @@ class Seq2Seq(GenlabModule):
     ):
         super().__init__(optimizer or _DEFAULT_OPTIMIZER)
         self.save_hyperparameters(ignore=["optimizer"])
-        if d_model % n_heads:
-            raise GenlabError(
-                f"model.d_model={d_model} must be divisible by model.n_heads={n_heads}"
-            )
         self.pretrained = pretrained
         self.label_smoothing = label_smoothing
         self.weight_decay, self.warmup_steps, self.min_lr_ratio = (
@@ -80,36 +73,35 @@ class Seq2Seq(GenlabModule):
             warmup_steps,
             min_lr_ratio,
         )
-        self.net: Transformer | None = None
-        self.hf = None
-        self.vocabularies: tuple[Vocabulary, Vocabulary] | None = None
+        self.backend: Seq2SeqBackend | None = None
         self._test_texts: list[tuple[str, str]] = []
         if pretrained:
-            self._load_pretrained(pretrained, trust_remote_code)
+            self.backend = PretrainedBackend(pretrained, trust_remote_code)
+            self.hf = self.backend.network
 
-    def _load_pretrained(self, name: str, trust_remote_code: bool) -> None:
-        from transformers import AutoModelForSeq2SeqLM
+    @classmethod
+    def config_problems(cls, config: dict[str, Any]) -> list[str]:
+        model, data = config.get("model") or {}, config.get("data") or {}
+        if model.get("pretrained"):
+            return []
+        problems = []
+        d_model, n_heads = model.get("d_model"), model.get("n_heads")
+        if d_model and n_heads and d_model % n_heads:
+            problems.append(f"model.d_model={d_model} must be divisible by model.n_heads={n_heads}")
+        max_length, max_len = data.get("max_length"), model.get("max_len")
+        if isinstance(max_length, int) and isinstance(max_len, int) and max_length > max_len:
+            problems.append(
+                f"data.max_length={max_length} is longer than model.max_len={max_len}, the "
+                f"longest sequence the positional table covers: lower it or raise model.max_len"
+            )
+        return problems
 
-        from genlab.tokenizer import pretrained_tokenizer
-
-        self.tokenizer = pretrained_tokenizer(name, trust_remote_code)
-        try:
-            # from_pretrained returns eval mode; Lightning keeps modes, so dropout would be off.
-            self.hf = AutoModelForSeq2SeqLM.from_pretrained(
-                name, trust_remote_code=trust_remote_code
-            ).train()
-        except (OSError, ValueError) as err:
-            raise GenlabError(
-                f"cannot load model.pretrained={name} ({err}); it needs internet, a Hugging Face "
-                f"cache or a local directory. Offline, use model.pretrained=null"
-            ) from None
-        config = self.hf.config
-        self.pad_id, self.start_id = config.pad_token_id, config.decoder_start_token_id
-        self.eos_id = config.eos_token_id
-
-    def build(self, source: Vocabulary, target: Vocabulary) -> None:
-        """Create the Transformer for these vocabularies (once; later calls must match)."""
-        if self.vocabularies is not None:
+    def build(self, source: Vocabulary | None, target: Vocabulary | None) -> None:
+        """Create the Transformer for these vocabularies (once; later calls must match). A
+        pretrained model has its tokenizer and takes none."""
+        if self.pretrained or source is None or target is None:
+            return
+        if self.backend is not None:
             if [v.to_dict() for v in self.vocabularies] != [source.to_dict(), target.to_dict()]:
                 raise GenlabError(
                     "this checkpoint was trained with other vocabularies than this data gives: "
@@ -118,22 +110,19 @@ class Seq2Seq(GenlabModule):
             return
         sizes = {key: self.hparams[key] for key in _TRANSFORMER_SIZES}
         self.net = Transformer(len(source), len(target), pad_id=Vocabulary.pad_id, **sizes)
-        self.vocabularies = (source, target)
+        self.backend = TransformerBackend(self.net, source, target)
+
+    @property
+    def vocabularies(self) -> tuple[Vocabulary, Vocabulary] | None:
+        """The source and target vocabularies of genlab's Transformer (None: pretrained)."""
+        return self.backend.vocabularies if isinstance(self.backend, TransformerBackend) else None
 
     def configure_model(self) -> None:
-        if self.hf is not None or self.net is not None:
-            return
-        datamodule = self.trainer.datamodule
-        vocabularies = (
-            getattr(datamodule, "source_vocab", None),
-            getattr(datamodule, "target_vocab", None),
-        )
-        if None in vocabularies:
+        if self.backend is None:
             raise GenlabError(
-                "model=seq2seq without model.pretrained learns its own vocabularies: use "
-                "data=translation (or a datamodule with source_vocab and target_vocab)"
+                "model=seq2seq without model.pretrained learns its vocabularies from the data: "
+                "use data=translation (or a datamodule with source_vocab and target_vocab)"
             )
-        self.build(*vocabularies)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         super().on_save_checkpoint(checkpoint)
@@ -147,23 +136,17 @@ class Seq2Seq(GenlabModule):
 
     # Training and evaluation
 
-    def _logits(self, source: torch.Tensor, decoder_input: torch.Tensor) -> torch.Tensor:
-        if self.hf is None:
-            return self.net(source, decoder_input)
-        return self.hf(
-            input_ids=source, attention_mask=source != self.pad_id, decoder_input_ids=decoder_input
-        ).logits
-
     def compute_losses(self, batch, stage: str) -> dict[str, torch.Tensor]:
         source, target = batch
-        logits = self._logits(source, shift_right(target, self.start_id))
+        logits = self.backend.logits(source, shift_right(target, self.backend.start_id))
+        pad_id = self.backend.pad_id
         loss = F.cross_entropy(
             logits.flatten(0, 1),
             target.flatten(),
-            ignore_index=self.pad_id,
+            ignore_index=pad_id,
             label_smoothing=self.label_smoothing if stage == "train" else 0.0,
         )
-        real = target != self.pad_id
+        real = target != pad_id
         correct = (logits.argmax(-1) == target) & real
         losses = {"loss": loss, "acc": correct.sum() / real.sum()}
         if stage != "train":
@@ -173,38 +156,29 @@ class Seq2Seq(GenlabModule):
             losses["exact_match"] = exact.mean()
             if stage == "test":
                 self._test_texts += [
-                    (self.decode(h), self.decode(r))
+                    (self.backend.decode(h), self.backend.decode(r))
                     for h, r in zip(hypotheses, references, strict=True)
                 ]
         return losses
 
     def metric_weights(self, batch) -> dict[str, torch.Tensor]:
-        tokens = (batch[1] != self.pad_id).sum()
+        tokens = (batch[1] != self.backend.pad_id).sum()
         return {"loss": tokens, "acc": tokens}  # means over every target token of the split
 
     def _until_eos(self, ids: torch.Tensor) -> list[list[int]]:
         """Each row's ids up to its first end-of-sequence token, without padding."""
+        pad_id, eos_id = self.backend.pad_id, self.backend.eos_id
         rows = []
         for row in ids.tolist():
-            row = [i for i in row if i != self.pad_id]
-            rows.append(row[: row.index(self.eos_id) + 1] if self.eos_id in row else row)
+            row = [i for i in row if i != pad_id]
+            rows.append(row[: row.index(eos_id) + 1] if eos_id in row else row)
         return rows
 
     @torch.no_grad()
     def greedy_ids(self, source: torch.Tensor) -> list[list[int]]:
         """Greedy translations of a padded batch, as id lists ending with end-of-sequence."""
         max_len = min(self.hparams.max_len - 1, 2 * source.size(1) + 10)
-        if self.hf is None:
-            output = self.net.greedy_decode(source, self.start_id, self.eos_id, max_len)
-        else:
-            output = self.hf.generate(
-                input_ids=source,
-                attention_mask=source != self.pad_id,
-                max_new_tokens=max_len,
-                num_beams=1,
-                do_sample=False,
-            )[:, 1:]
-        return self._until_eos(output)
+        return self._until_eos(self.backend.greedy(source, max_len))
 
     def on_test_epoch_start(self) -> None:
         super().on_test_epoch_start()
@@ -220,18 +194,18 @@ class Seq2Seq(GenlabModule):
             pairs = [pair for part in gathered for pair in part]
         if pairs:
             hypotheses, references = zip(*pairs, strict=True)
-            char_level = self.vocabularies is not None and self.vocabularies[1].level == "char"
             bleu = sacrebleu.corpus_bleu(
-                list(hypotheses), [list(references)], tokenize="char" if char_level else "13a"
+                list(hypotheses),
+                [list(references)],
+                tokenize="char" if self.backend.char_level else "13a",
             )
             self.log("test/bleu", bleu.score, sync_dist=False)
         super().on_test_epoch_end()
 
     def configure_optimizers(self):
-        network = self.hf if self.hf is not None else self.net
         return decayed_warmup_cosine(
             self,
-            network,
+            self.backend.network,
             self.optimizer_factory,
             self.weight_decay,
             self.warmup_steps,
@@ -242,16 +216,7 @@ class Seq2Seq(GenlabModule):
 
     def encode(self, texts: Sequence[str]) -> torch.Tensor:
         """Source texts as a padded batch of ids on the model's device."""
-        if self.hf is not None:
-            ids = self.tokenizer(list(texts))["input_ids"]
-        else:
-            ids = [self.vocabularies[0].encode(text) for text in texts]
-        return padded(ids, self.pad_id).to(self.device)
-
-    def decode(self, ids: Sequence[int]) -> str:
-        if self.hf is not None:
-            return self.tokenizer.decode(ids, skip_special_tokens=True)
-        return self.vocabularies[1].decode(ids)
+        return padded(self.backend.encode(texts), self.backend.pad_id).to(self.device)
 
     def translate(self, texts: Sequence[str]) -> list[str]:
         """Greedy translations of `texts`."""
@@ -259,12 +224,7 @@ class Seq2Seq(GenlabModule):
         self.eval()
         hypotheses = self.greedy_ids(self.encode(texts))
         self.train(was_training)
-        return [self.decode(h) for h in hypotheses]
-
-    def _labels(self, ids: Sequence[int], side: int) -> list[str]:
-        if self.hf is not None:
-            return self.tokenizer.convert_ids_to_tokens(list(ids))
-        return [self.vocabularies[side].tokens[i] for i in ids]
+        return [self.backend.decode(h) for h in hypotheses]
 
     @torch.no_grad()
     def attention_maps(self, text: str, target: str | None = None) -> list[AttentionMap]:
@@ -275,29 +235,16 @@ class Seq2Seq(GenlabModule):
         was_training = self.training
         self.eval()
         source = self.encode([text])
-        if target is None:
-            target_ids = self.greedy_ids(source)[0]
-        elif self.hf is not None:
-            target_ids = self.tokenizer(text_target=[target])["input_ids"][0]
-        else:
-            target_ids = self.vocabularies[1].encode(target)
+        target_ids = (
+            self.greedy_ids(source)[0] if target is None else self.backend.encode_target(target)
+        )
         target_ids = torch.tensor([target_ids], device=self.device)
-        decoder_input = shift_right(target_ids, self.start_id)
-        if self.hf is None:
-            weights = self.net.attention(source, decoder_input)
-            encoder, decoder, cross = (
-                w[:, 0] for w in (weights.encoder, weights.decoder, weights.cross)
-            )
-        else:
-            output = hf_attentions(self.hf, input_ids=source, decoder_input_ids=decoder_input)
-            encoder, decoder, cross = (
-                torch.stack(output[name])[:, 0]
-                for name in ("encoder_attentions", "decoder_attentions", "cross_attentions")
-            )
+        decoder_input = shift_right(target_ids, self.backend.start_id)
+        encoder, decoder, cross = self.backend.attention(source, decoder_input)
         self.train(was_training)
-        source_labels = self._labels(source[0].tolist(), 0)
-        predicted = self._labels(target_ids[0].tolist(), 1)
-        inputs = self._labels(decoder_input[0].tolist(), 1)
+        source_labels = self.backend.tokens(source[0].tolist(), target=False)
+        predicted = self.backend.tokens(target_ids[0].tolist(), target=True)
+        inputs = self.backend.tokens(decoder_input[0].tolist(), target=True)
         return [
             AttentionMap(
                 "encoder", "encoder self-attention", encoder, source_labels, source_labels

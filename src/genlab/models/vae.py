@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 
-from genlab.models.base import GenlabModule, OptimizerFactory, SchedulerFactory
+from genlab.models.base import (
+    GenlabModule,
+    OptimizerFactory,
+    SchedulerFactory,
+    pixel_range_problems,
+)
 from genlab.nn.losses import gaussian_kl, reconstruction_loss
 from genlab.nn.vae import VAENet
+from genlab.utils.pixels import pixel_range
 
 
 class VAE(GenlabModule):
@@ -27,16 +34,23 @@ class VAE(GenlabModule):
         hidden_dims: Sequence[int] = (400,),
         beta: float = 1.0,
         kl_warmup_epochs: float = 0.0,
+        value_range: Sequence[float] = (0.0, 1.0),
         optimizer: OptimizerFactory | None = None,
         scheduler: SchedulerFactory | None = None,
     ):
         super().__init__(optimizer, scheduler)
         self.save_hyperparameters(ignore=["optimizer", "scheduler"])
         self.input_shape = tuple(input_shape)
+        self.value_range = pixel_range(value_range)
         self.latent_dim = latent_dim
         self.beta = beta
         self.kl_warmup_epochs = kl_warmup_epochs
         self.net = VAENet(math.prod(self.input_shape), latent_dim, hidden_dims)
+
+    @classmethod
+    def config_problems(cls, config: dict[str, Any]) -> list[str]:
+        why = "VAE computes BCE on pixels through a Sigmoid"
+        return pixel_range_problems(config, (0.0, 1.0), why)
 
     def kl_weight(self, stage: str) -> float:
         if stage != "train" or self.kl_warmup_epochs <= 0:

@@ -21,11 +21,14 @@ from typing import Any
 
 import torch
 
-from genlab.cli_args import parse_args
+from genlab.cli.args import parse_args
+from genlab.config.rules import INTEGER, POSITIVE_INT
 from genlab.errors import GenlabError, user_errors_exit
-from genlab.images import to_unit_range
-from genlab.runs import load_run
-from genlab.validation import INTEGER, POSITIVE_INT
+from genlab.models.abilities import GeneratesText, SamplesImages, Translates
+from genlab.run.console import quiet_known_warnings
+from genlab.run.loading import load_run
+from genlab.run.run_dir import RunDir
+from genlab.utils.pixels import to_unit_range
 
 _IMAGE_ARGS = {"run_dir", "n", "out", "seed", "ckpt_path", "nrow"}
 _TEXT_ARGS = {
@@ -58,13 +61,13 @@ def generate_grid(
 
     _check_grid_args(n, nrow, seed, out)
     model, _, _ = load_run(run_dir, ckpt_path)
-    if not hasattr(model, "sample"):
+    if not isinstance(model, SamplesImages):
         raise GenlabError(
             f"{type(model).__name__} cannot sample images: genlab-generate needs a VAE or GAN run "
             f"(or prompt=... for a language model)"
         )
     samples = model.sample(n, generator=torch.Generator().manual_seed(seed))
-    path = Path(out) if out else Path(run_dir) / "samples.png"
+    path = Path(out) if out else RunDir(run_dir).path / RunDir.SAMPLES
     path.parent.mkdir(parents=True, exist_ok=True)
     save_image(
         to_unit_range(samples, model.value_range).clamp(0, 1), path, nrow=nrow, pad_value=1.0
@@ -110,20 +113,20 @@ def generate_text(
     **generation: Any,
 ) -> list[str]:
     """Continuations of the prompt(s): `num_return_sequences` per prompt, prompt by prompt."""
-    from genlab.models.gpt2 import GPT2
-
     prompts = [prompt] if isinstance(prompt, str) else list(prompt)
     if not prompts or not all(isinstance(p, str) and p for p in prompts):
         raise GenlabError('prompt=...: give one non-empty prompt, or a list: prompt=\'["a","b"]\'')
     if run_dir is not None:
         model, _, _ = load_run(run_dir, ckpt_path)
-        if hasattr(model, "translate"):
+        if isinstance(model, Translates):
             return model.translate(prompts)  # a seq2seq run: greedy translations
-        if not hasattr(model, "generate_text"):
+        if not isinstance(model, GeneratesText):
             raise GenlabError(
                 f"{run_dir} is a {type(model).__name__} run: prompt= needs a GPT-2 or seq2seq run"
             )
     elif pretrained:
+        from genlab.models.gpt2 import GPT2
+
         model = GPT2(pretrained=pretrained).eval()
     else:
         raise GenlabError("give run_dir=<a GPT-2 run> or model.pretrained=<hub name or directory>")
@@ -136,6 +139,7 @@ def generate_text(
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(sys.argv[1:] if argv is None else argv, frozenset({"prompt"}))
+    quiet_known_warnings()
     with user_errors_exit():
         if "prompt" in args:
             unknown = set(args) - _TEXT_ARGS

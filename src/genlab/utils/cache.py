@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from genlab.atomic import replace_atomically
+from genlab.utils.atomic import replace_atomically
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import socket
@@ -16,10 +15,8 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from genlab.atomic import replace_atomically
-from genlab.distributed import is_rank_zero
+from genlab.run.run_dir import RunDir
 
-RECORD_NAME = "run.json"
 _SOURCE_DIR = Path(__file__).resolve().parent
 # What run.json keeps of each earlier segment of a run continued in its directory.
 _SEGMENT_KEYS = ("command", "status", "start_time", "end_time", "wall_time_s", "resumed_from")
@@ -62,18 +59,18 @@ def _now() -> str:
 
 
 class RunRecord:
-    """Keeps `run_dir/run.json` current: written at start (status "running") and at the end."""
+    """Keeps a run's `run.json` current: written at start (status "running") and at the end."""
 
-    def __init__(self, cfg: DictConfig, run_dir: Path, overrides: list[str]):
-        self.path = Path(run_dir) / RECORD_NAME
+    def __init__(self, cfg: DictConfig, run_dir: RunDir, overrides: list[str]):
+        self.run_dir = run_dir
         self._start = time.perf_counter()
-        earlier = read_record(run_dir)
+        earlier = run_dir.read_record()
         self.data: dict[str, Any] = {
             "status": "running",
             "command": sys.argv,
             "overrides": overrides,
             "seed": cfg.get("seed"),
-            "run_dir": str(Path(run_dir).resolve()),
+            "run_dir": str(run_dir.path.resolve()),
             "git": _git_state(_SOURCE_DIR),
             "versions": _versions(),
             "host": socket.gethostname(),
@@ -98,12 +95,4 @@ class RunRecord:
         self.write()
 
     def write(self) -> None:
-        if not is_rank_zero():
-            return
-        text = json.dumps(self.data, indent=2, default=str) + "\n"
-        replace_atomically(self.path, lambda tmp: tmp.write_text(text))
-
-
-def read_record(run_dir: Path) -> dict[str, Any] | None:
-    path = Path(run_dir) / RECORD_NAME
-    return json.loads(path.read_text()) if path.is_file() else None
+        self.run_dir.write_record(self.data)

@@ -7,7 +7,6 @@ still leaves an up-to-date table.
 from __future__ import annotations
 
 import csv
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -17,29 +16,29 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from genlab.distributed import check_multirun, is_rank_zero
+from genlab.config.machine import check_multirun
 from genlab.errors import user_errors_exit
-from genlab.run_record import RECORD_NAME, read_record
+from genlab.run.distributed import is_rank_zero
+from genlab.run.run_dir import RunDir
 
 _FIXED = ["job", "status", "overrides", "wall_time_s"]
 
 
 def _rows(sweep_dir: Path) -> list[dict[str, Any]]:
     rows = []
-    for record_path in sorted(sweep_dir.glob(f"*/{RECORD_NAME}")):
-        run_dir = record_path.parent
-        record = read_record(run_dir) or {}
-        metrics_path = run_dir / "metrics.json"
-        metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
-        metrics.pop("status", None)  # a run that stopped early says so in run.json as well
+    for record_path in sorted(sweep_dir.glob(f"*/{RunDir.RECORD}")):
+        run_dir = RunDir(record_path.parent)
+        record = run_dir.read_record() or {}
+        # A run that stopped early says so in run.json as well; non-finite values stay blank.
+        metrics = {k: None if math.isnan(v) else v for k, v in run_dir.read_metrics().items()}
         rows.append(
             {
-                "job": record.get("job_num", run_dir.name),
+                "job": record.get("job_num", run_dir.path.name),
                 "status": record.get("status", "unknown"),
                 "overrides": " ".join(record.get("overrides", [])),
                 "wall_time_s": record.get("wall_time_s"),
                 **metrics,
-                "run_dir": str(run_dir),
+                "run_dir": str(run_dir.path),
             }
         )
     return rows
@@ -100,7 +99,7 @@ class SweepSummary(Callback):
     """Hydra callback (see conf/hydra/default.yaml) that keeps the sweep's summary current.
 
     It also refuses, before the first job, a sweep whose jobs would each start several processes
-    under a launcher that cannot (see `genlab.distributed.multirun_problem`). Under SLURM every
+    under a launcher that cannot (see `genlab.config.machine.multirun_problem`). Under SLURM every
     rank of a job ends the job: rank 0 alone writes the summary.
     """
 
@@ -111,8 +110,8 @@ class SweepSummary(Callback):
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
         if config.hydra.mode != RunMode.MULTIRUN or not is_rank_zero():
             return
-        run_dir = Path(config.hydra.runtime.output_dir)
-        if job_return.status == JobStatus.FAILED and not (run_dir / RECORD_NAME).is_file():
+        run_dir = RunDir(config.hydra.runtime.output_dir)
+        if job_return.status == JobStatus.FAILED and not run_dir.has_record():
             # Failed before genlab could write its record (e.g. a config error): record it here.
             record = {
                 "status": "failed",
@@ -120,7 +119,7 @@ class SweepSummary(Callback):
                 "overrides": list(config.hydra.overrides.task),
                 "error": repr(job_return._return_value),
             }
-            (run_dir / RECORD_NAME).write_text(json.dumps(record, indent=2) + "\n")
+            run_dir.write_record(record)
         write_summary(
             Path(config.hydra.sweep.dir), config.get("optimized_metric"), _direction_is_max(config)
         )

@@ -1,5 +1,6 @@
-"""Pixel value ranges: datamodules load images in [0, 1] and scale them to what the model uses
-([0, 1] for the autoencoders' BCE, [-1, 1] for a GAN's Tanh); grids and feature nets undo it."""
+"""Pixel value ranges: datamodules load images in [0, 1] and scale them to the range the model
+states in its config (`model.value_range`: [0, 1] for the autoencoders' BCE, [-1, 1] for a GAN's
+Tanh); grids and feature networks scale them back."""
 
 from __future__ import annotations
 
@@ -8,11 +9,8 @@ from collections.abc import Sequence
 import torch
 
 
-def resolve_value_range(value_range: str | Sequence[float], trainer) -> tuple[float, float]:
-    """A fixed [low, high], or with "auto" the `value_range` of the model being trained."""
-    if value_range == "auto":
-        module = trainer.lightning_module if trainer is not None else None
-        value_range = getattr(module, "value_range", (0.0, 1.0))
+def pixel_range(value_range: Sequence[float]) -> tuple[float, float]:
+    """A [low, high] pair from a config as a tuple of floats."""
     low, high = value_range
     return float(low), float(high)
 

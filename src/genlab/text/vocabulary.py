@@ -6,6 +6,9 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
+import torch
+from torch.nn.utils.rnn import pad_sequence
+
 PAD, BOS, EOS, UNK = "<pad>", "<bos>", "<eos>", "<unk>"
 SPECIALS = (PAD, BOS, EOS, UNK)
 _WORD = re.compile(r"\w+|[^\w\s]")
@@ -75,3 +78,9 @@ class Vocabulary:
     @classmethod
     def from_dict(cls, state: dict) -> Vocabulary:
         return cls(state["tokens"], state["level"])
+
+
+def padded(sequences: list[list[int]], pad_id: int) -> torch.Tensor:
+    """Id lists as one (n, longest) tensor, padded on the right with `pad_id`."""
+    rows = [torch.tensor(ids, dtype=torch.long) for ids in sequences]
+    return pad_sequence(rows, batch_first=True, padding_value=pad_id)

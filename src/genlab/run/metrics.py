@@ -1,17 +1,14 @@
-"""Final metrics of a run: collected from the trainer, written to metrics.json, shown in hparams."""
+"""Final metrics of a run: collected from the trainer, merged across segments of a continued run,
+shown in TensorBoard's hparams tab (RunDir writes them to metrics.json)."""
 
 from __future__ import annotations
 
-import json
 import math
-from pathlib import Path
 from typing import Any
 
 import lightning as L
 from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
-
-from genlab.atomic import replace_atomically
 
 
 def collect_metrics(trainer: L.Trainer) -> dict[str, float]:
@@ -30,15 +27,6 @@ def collect_metrics(trainer: L.Trainer) -> dict[str, float]:
     return metrics
 
 
-def read_metrics(run_dir: Path) -> dict[str, float]:
-    """The metrics.json an earlier segment of this run wrote (empty if none), as floats."""
-    path = Path(run_dir) / "metrics.json"
-    if not path.is_file():
-        return {}
-    saved = json.loads(path.read_text())
-    return {k: math.nan if v is None else float(v) for k, v in saved.items() if k != "status"}
-
-
 def merge_metrics(earlier: dict[str, float], new: dict[str, float]) -> dict[str, float]:
     """`earlier` updated by `new` stage by stage: a stage (train, val, test) that `new` logged
     replaces the earlier one whole, so no stale value sits beside fresh ones, and more training
@@ -53,25 +41,6 @@ def merge_metrics(earlier: dict[str, float], new: dict[str, float]) -> dict[str,
 
 def _stage(name: str) -> str:
     return name.split("/", 1)[0]
-
-
-def write_metrics(
-    trainer: L.Trainer, run_dir: Path, metrics: dict[str, float], status: str | None = None
-) -> None:
-    """Write metrics.json (rank 0): one flat object, keys sorted, NaN/inf as null.
-
-    A run that stopped early (`status` "interrupted" or "diverged") says so in a `status` key,
-    next to the metrics it reached; a finished run's file holds metrics only.
-    """
-    if not trainer.is_global_zero:
-        return
-    clean: dict[str, float | str | None] = {
-        k: (v if math.isfinite(v) else None) for k, v in sorted(metrics.items())
-    }
-    if status is not None:
-        clean["status"] = status
-    text = json.dumps(clean, indent=2) + "\n"
-    replace_atomically(Path(run_dir) / "metrics.json", lambda tmp: tmp.write_text(text))
 
 
 def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:

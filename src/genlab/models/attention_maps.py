@@ -1,4 +1,4 @@
-"""Attention weights as pictures: a layer x head grid of heatmaps with token labels on both axes."""
+"""Attention weights of one example, as models return them (drawn by `genlab.callbacks.figures`)."""
 
 from __future__ import annotations
 
@@ -54,31 +54,3 @@ def hf_attentions(model, **inputs: Any) -> dict[str, tuple[torch.Tensor, ...]]:
             f"{model.config._attn_implementation}); load it with attn_implementation='eager'"
         )
     return found
-
-
-def _label(token: str) -> str:
-    """Whitespace made visible: GPT-2's "Ġ" and SentencePiece's "▁" become "·"."""
-    return token.replace("Ġ", "·").replace("▁", "·").replace("Ċ", "\\n").replace("\n", "\\n")
-
-
-def plot_attention(attention: AttentionMap):
-    """A matplotlib Figure: one heatmap per (layer, head), rows = queries, columns = keys."""
-    from matplotlib.figure import Figure
-
-    layers, heads, n_queries, n_keys = attention.weights.shape
-    side = 1.0 + 0.18 * max(n_queries, n_keys, 8)
-    figure = Figure(figsize=(side * heads, side * layers + 0.6), layout="constrained")
-    axes = figure.subplots(layers, heads, squeeze=False)
-    weights = attention.weights.detach().float().cpu()
-    font = 7 if max(n_queries, n_keys) <= 40 else 5
-    queries = [_label(t) for t in attention.query_labels]
-    keys = [_label(t) for t in attention.key_labels]
-    for layer in range(layers):
-        for head in range(heads):
-            ax = axes[layer, head]
-            ax.imshow(weights[layer, head], cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
-            ax.set_title(f"layer {layer} head {head}", fontsize=8)
-            ax.set_xticks(range(n_keys), keys, rotation=90, fontsize=font)
-            ax.set_yticks(range(n_queries), queries, fontsize=font)
-    figure.suptitle(attention.title)
-    return figure

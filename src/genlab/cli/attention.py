@@ -16,30 +16,16 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from genlab.attention_maps import plot_attention
-from genlab.cli_args import parse_args
+from genlab.callbacks.figures import plot_attention
+from genlab.cli.args import parse_args
+from genlab.data.abilities import HasExamples
 from genlab.errors import GenlabError, user_errors_exit
-from genlab.runs import load_run
+from genlab.models.abilities import DrawsAttention
+from genlab.run.console import quiet_known_warnings
+from genlab.run.loading import load_pretrained, load_run
+from genlab.run.run_dir import RunDir
 
 _ARGS = {"run_dir", "model", "text", "target", "out", "ckpt_path"}
-
-
-def load_pretrained(name: str):
-    """genlab's wrapper of a hub model: Seq2Seq for encoder-decoders, else GPT2."""
-    from transformers import AutoConfig
-
-    from genlab.models.gpt2 import GPT2
-    from genlab.models.seq2seq import Seq2Seq
-
-    try:
-        config = AutoConfig.from_pretrained(name)
-    except (OSError, ValueError) as err:
-        raise GenlabError(
-            f"cannot load model.pretrained={name} ({err}); it needs internet, a Hugging Face "
-            f"cache or a local directory"
-        ) from None
-    model = Seq2Seq(pretrained=name) if config.is_encoder_decoder else GPT2(pretrained=name)
-    return model.eval()
 
 
 def write_attention(
@@ -57,20 +43,18 @@ def write_attention(
         model, datamodule = load_pretrained(pretrained), None
     else:
         raise GenlabError("give run_dir=<a run> or model.pretrained=<hub name or directory>")
-    if not hasattr(model, "attention_maps"):
+    if not isinstance(model, DrawsAttention):
         raise GenlabError(
             f"{type(model).__name__} has no attention: genlab-attention needs a GPT-2 or "
             f"seq2seq run"
         )
     if text is None:
-        if datamodule is None or not hasattr(datamodule, "example"):
+        if not isinstance(datamodule, HasExamples):
             raise GenlabError("give text=... (there is no run data to take an example from)")
         example = datamodule.example("test")
     else:
         example = {"text": text} if target is None else {"text": text, "target": target}
-    if "target" in example and not hasattr(model, "translate"):
-        raise GenlabError("target= is for encoder-decoder models; GPT-2 only takes text=")
-    out = Path(out) if out else Path(run_dir or ".") / "attention.png"
+    out = Path(out) if out else RunDir(run_dir or ".").path / RunDir.ATTENTION
     out.parent.mkdir(parents=True, exist_ok=True)
     paths = []
     for attention in model.attention_maps(**example):
@@ -82,6 +66,7 @@ def write_attention(
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(sys.argv[1:] if argv is None else argv, frozenset({"text", "target"}))
+    quiet_known_warnings()
     with user_errors_exit():
         unknown = set(args) - _ARGS
         if unknown:

@@ -1,0 +1,2 @@
+"""The console scripts, one module each (genlab-train, -eval, -generate, -export, -attention):
+parse the command line, call `genlab.run`, print the result."""

@@ -1,0 +1,45 @@
+"""Where the Hydra configs live, and building the parts a composed config describes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+# `conf/` at the repository root is installed as the package `genlab.conf` (see pyproject.toml),
+# so the configs are found from any working directory, editable install or not.
+CONFIG_PATH = "pkg://genlab.conf"
+
+# Keys of a model config that describe how to evaluate the model, not arguments of its class.
+MODEL_EVALUATION_KEYS = ("eval",)
+
+
+def instantiate_all(group: DictConfig | None) -> list[Any]:
+    """Instantiate every entry of a group such as `callbacks` or `logger`; null entries are off."""
+    if not group:
+        return []
+    return [hydra.utils.instantiate(node) for node in group.values() if node is not None]
+
+
+def instantiate_model(model: DictConfig) -> Any:
+    """The LightningModule of a `model` config, without its evaluation settings (`eval`)."""
+    resolved = OmegaConf.to_container(model, resolve=True)
+    arguments = {k: v for k, v in resolved.items() if k not in MODEL_EVALUATION_KEYS}
+    # Plain lists, not ListConfig, so hyperparameters in checkpoints load with weights_only=True.
+    return hydra.utils.instantiate(arguments, _convert_="all")
+
+
+def instantiate_data(data: DictConfig) -> Any:
+    return hydra.utils.instantiate(data, _convert_="all")
+
+
+def evaluation_callbacks(model: DictConfig) -> list[Any]:
+    """The evaluators a model config's `eval` block asks for: FID/KID (`features`: classifier or
+    inception; none or null for no evaluator)."""
+    settings = model.get("eval")
+    if not settings or settings.get("features") in (None, "none"):
+        return []
+    from genlab.callbacks.sample_quality import SampleQualityMetrics
+
+    return [SampleQualityMetrics(**OmegaConf.to_container(settings, resolve=True))]

@@ -1,0 +1,95 @@
+"""What a model can do, declared once and checked with `isinstance`.
+
+Callbacks, evaluators, the CLIs and the run code ask for these abilities; models provide them by
+having the members (no base class to inherit). Each default is stated in one place: here when the
+ability is optional, in `GenlabModule` for what every genlab model has.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import torch
+
+from genlab.models.attention_maps import AttentionMap
+
+
+@runtime_checkable
+class ImageModel(Protocol):
+    """Takes and/or makes images of `input_shape` (C, H, W) with pixels in `value_range`."""
+
+    input_shape: tuple[int, ...]
+    value_range: tuple[float, float]
+
+
+@runtime_checkable
+class Reconstructs(Protocol):
+    def reconstruct(self, images: torch.Tensor) -> torch.Tensor:
+        """Images in, their reconstructions (same shape and range) out."""
+        ...
+
+
+@runtime_checkable
+class SamplesImages(Protocol):
+    value_range: tuple[float, float]
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """n new images in `value_range`, noise drawn from `generator` (on the CPU) if given."""
+        ...
+
+
+@runtime_checkable
+class DecodesLatents(Protocol):
+    """A latent space that can be walked: `decode` maps (N, latent_dim) codes to images."""
+
+    latent_dim: int
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor: ...
+
+
+@runtime_checkable
+class GeneratesText(Protocol):
+    """A language model: continues prompts; `sample_prompts` are shown while it trains."""
+
+    context_length: int
+    sample_prompts: list[str]
+    sample_max_new_tokens: int
+
+    def generate_text(
+        self,
+        prompts: Sequence[str],
+        max_new_tokens: int = 40,
+        seed: int = 0,
+        full_text: bool = False,
+        **generation: Any,
+    ) -> list[str]: ...
+
+
+@runtime_checkable
+class Translates(Protocol):
+    def translate(self, texts: Sequence[str]) -> list[str]:
+        """Greedy translations of `texts`."""
+        ...
+
+
+@runtime_checkable
+class DrawsAttention(Protocol):
+    def attention_maps(self, text: str, target: str | None = None) -> list[AttentionMap]:
+        """The attention weights of one input (and, for encoder-decoders, its `target`)."""
+        ...
+
+
+@runtime_checkable
+class ExportsPretrained(Protocol):
+    def export_pretrained(self, out: Path) -> None:
+        """Write the model and its tokenizer as a directory that plain Hugging Face loads."""
+        ...
+
+
+@runtime_checkable
+class LearnsVocabularies(Protocol):
+    """A model whose vocabularies come from the training data (before it can be built)."""
+
+    def build(self, source: Any, target: Any) -> None: ...

@@ -1,0 +1,248 @@
+"""One training run in its directory: check, build data, model and trainer, fit, test the best."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from typing import Any
+
+import hydra
+import lightning as L
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+from omegaconf import DictConfig, OmegaConf
+
+from genlab.callbacks.checkpoint import AtomicCheckpointIO
+from genlab.callbacks.safe_stop import SafeStop
+from genlab.config.checks import config_errors
+from genlab.config.compose import (
+    evaluation_callbacks,
+    instantiate_all,
+    instantiate_data,
+    instantiate_model,
+)
+from genlab.config.machine import check_multirun
+from genlab.data.abilities import HasVocabularies
+from genlab.errors import GenlabError, RunInterrupted, TrainingDiverged
+from genlab.models.abilities import LearnsVocabularies
+from genlab.models.base import GenlabModule
+from genlab.run.checkpoints import (
+    check_checkpoint_fits,
+    checked_checkpoint,
+    resolve_checkpoint,
+)
+from genlab.run.console import print_config_tree
+from genlab.run.distributed import is_rank_zero
+from genlab.run.loading import with_stated_pixel_range
+from genlab.run.metrics import collect_metrics, log_hparams, merge_metrics
+from genlab.run.record import RunRecord
+from genlab.run.run_dir import RunDir
+
+
+def run(cfg: DictConfig) -> dict[str, float]:
+    """Train and/or test as `cfg` says; return the final metrics (also in metrics.json)."""
+    run_dir = RunDir(cfg.paths.output_dir)
+    hydra_cfg = HydraConfig.get() if HydraConfig.initialized() else None
+    in_sweep = bool(hydra_cfg) and hydra_cfg.mode == RunMode.MULTIRUN
+    overrides = list(hydra_cfg.overrides.task) if hydra_cfg else []
+    if in_sweep:
+        check_multirun(cfg.trainer, hydra_cfg.launcher)
+    try:
+        ckpt_path = _checked(cfg, run_dir)
+    except GenlabError:
+        if not in_sweep:  # a sweep records its failed jobs in their folders
+            run_dir.discard_if_unused()
+        raise
+    # Under DDP, rank 0 prepares the directory before it starts the other ranks.
+    if cfg.get("overwrite") and not ckpt_path:
+        run_dir.clear_outputs()
+    print_config_tree(cfg)
+    run_dir.write_config(cfg)
+    record = RunRecord(cfg, run_dir, overrides)
+    if in_sweep:
+        record.data["job_num"] = hydra_cfg.job.num
+    if ckpt_path:
+        record.data["resumed_from"] = ckpt_path
+    try:
+        metrics = _fit_and_test(cfg, run_dir, ckpt_path)
+    except BaseException as err:
+        record.finish(_status_of(err), error=f"{type(err).__name__}: {err}")
+        raise
+    record.finish("completed")
+    return metrics
+
+
+def _checked(cfg: DictConfig, run_dir: RunDir) -> str | None:
+    """Every problem of the config, the run directory and the checkpoint as one GenlabError (a
+    line each); else the checkpoint to resume from, if any."""
+    errors = config_errors(cfg)
+    if errors:  # the checks below assume a well-formed config
+        raise GenlabError("\n".join(errors))
+    ckpt_path = cfg.get("ckpt_path")
+    if is_rank_zero():  # other ranks would find rank 0's fresh run.json
+        problem = run_dir.reuse_problem(bool(ckpt_path), bool(cfg.get("overwrite")))
+        errors += [problem] if problem else []
+    if ckpt_path:
+        # Resuming in the run's own directory: the whole model and data configs are compared
+        # with the run's below, and its overrides quoted, which says more than the class.
+        resuming_here = cfg.get("train") and run_dir.has_config()
+        target = None if resuming_here else cfg.model.get("_target_")
+        errors += checked_checkpoint(ckpt_path, run_dir, target)[1]
+    if not cfg.train and cfg.test and not ckpt_path:
+        errors.append("train=false test=true needs ckpt_path=<checkpoint to test>")
+    if errors:
+        raise GenlabError("\n".join(errors))
+    if not ckpt_path:
+        return None
+    # Other ranks: rank 0 has compared and written this run's config.yaml before starting them.
+    if cfg.train and run_dir.has_config() and is_rank_zero():
+        _check_same_run(cfg, run_dir)
+    return str(resolve_checkpoint(ckpt_path, run_dir))
+
+
+def _check_same_run(cfg: DictConfig, run_dir: RunDir) -> None:
+    """Resuming in a run directory needs that run's model and data."""
+    saved = run_dir.read_config()
+    if cfg.model.get("value_range") is not None:
+        saved = with_stated_pixel_range(saved, cfg.model.value_range)
+    for group in ("model", "data"):
+        if _what_is_trained(saved[group]) != _what_is_trained(cfg[group]):
+            earlier = [
+                arg
+                for arg in (run_dir.read_record() or {}).get("overrides", [])
+                if not arg.startswith(("run_dir=", "ckpt_path="))
+            ]
+            raise GenlabError(
+                f"{run_dir.path} was trained with a different {group} config; resume with that "
+                f"run's overrides: genlab-train {' '.join(earlier)} run_dir={run_dir.path} "
+                f"ckpt_path={cfg.ckpt_path}"
+            )
+
+
+def _what_is_trained(group: DictConfig) -> object:
+    """A config group as plain data, less where caches live (another machine or
+    GENLAB_CACHE_DIR may resume the same run)."""
+
+    def strip(node: object) -> object:
+        if isinstance(node, dict):
+            return {k: strip(v) for k, v in node.items() if k != "cache_dir"}
+        if isinstance(node, list):
+            return [strip(v) for v in node]
+        return node
+
+    return strip(OmegaConf.to_container(group, resolve=True))
+
+
+def _status_of(err: BaseException) -> str:
+    if isinstance(err, (RunInterrupted, KeyboardInterrupt, SIGTERMException)):
+        return "interrupted"
+    return "diverged" if isinstance(err, TrainingDiverged) else "failed"
+
+
+def strategy_for(strategy: Any, model: L.LightningModule) -> Any:
+    """`ddp` as `ddp_find_unused_parameters_true` for a model whose steps leave parameters unused.
+
+    A GAN's discriminator update computes no gradient for the generator (and the other way
+    round): plain DDP then waits for those gradients and fails on the next step.
+    """
+    if strategy == "ddp" and isinstance(model, GenlabModule) and model.ddp_find_unused_parameters:
+        return "ddp_find_unused_parameters_true"
+    return strategy
+
+
+def build_data_and_model(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule]:
+    """The datamodule and model of a config. A model that learns its vocabularies from the
+    data (seq2seq from scratch) is built on those of the training split."""
+    datamodule = instantiate_data(cfg.data)
+    model = instantiate_model(cfg.model)
+    if isinstance(model, LearnsVocabularies) and isinstance(datamodule, HasVocabularies):
+        datamodule.prepare_data()
+        datamodule.setup("fit")
+        model.build(datamodule.source_vocab, datamodule.target_vocab)
+    return datamodule, model
+
+
+def _fit_and_test(cfg: DictConfig, run_dir: RunDir, ckpt_path: str | None) -> dict[str, float]:
+    if cfg.seed is not None:
+        L.seed_everything(cfg.seed, workers=True)
+    datamodule, model = build_data_and_model(cfg)
+    if ckpt_path:
+        check_checkpoint_fits(model, cfg.ckpt_path, ckpt_path)
+    safe_stop = SafeStop(run_dir.checkpoints)
+    # Checkpoints are written atomically unless the config brings its own plugins.
+    extra: dict[str, Any] = (
+        {} if cfg.trainer.get("plugins") else {"plugins": [AtomicCheckpointIO()]}
+    )
+    strategy = strategy_for(cfg.trainer.get("strategy", "auto"), model)
+    if strategy != cfg.trainer.get("strategy", "auto"):
+        extra["strategy"] = strategy
+    callbacks = [*instantiate_all(cfg.get("callbacks")), *evaluation_callbacks(cfg.model)]
+    trainer: L.Trainer = hydra.utils.instantiate(
+        cfg.trainer,
+        callbacks=[*callbacks, safe_stop],
+        logger=instantiate_all(cfg.get("logger")) or False,
+        **extra,
+    )
+
+    # Continuing in a run directory keeps what the earlier segment measured and this one does
+    # not measure again (nothing left to train, test only).
+    metrics = run_dir.read_metrics() if ckpt_path else {}
+    try:
+        if cfg.train:
+            trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+            metrics = merge_metrics(metrics, collect_metrics(trainer))
+            run_dir.write_metrics(metrics)
+        if cfg.test:
+            test_ckpt = _checkpoint_to_test(trainer, cfg, ckpt_path)
+            trainer.test(model, datamodule=datamodule, ckpt_path=test_ckpt, weights_only=True)
+            metrics = merge_metrics(metrics, collect_metrics(trainer))
+            run_dir.write_metrics(metrics)
+    except BaseException as err:
+        interrupted = isinstance(err, KeyboardInterrupt) or (
+            isinstance(err, SystemExit) and safe_stop.signal is not None
+        )
+        if interrupted or isinstance(err, TrainingDiverged):
+            # What the run reached, marked so that nobody takes it for a finished run.
+            metrics = merge_metrics(metrics, collect_metrics(trainer))
+            run_dir.write_metrics(metrics, status=_status_of(err))
+        if interrupted:
+            raise _interrupted(trainer, safe_stop, run_dir) from err
+        raise
+    log_hparams(trainer, cfg, metrics)
+    return metrics
+
+
+def _interrupted(trainer: L.Trainer, safe_stop: SafeStop, run_dir: RunDir) -> RunInterrupted:
+    """Say where the run stopped and how to resume it; exit 128 + the signal number."""
+    name = safe_stop.signal or "SIGINT"
+    last = safe_stop.saved or safe_stop.last_path(trainer)
+    if last.is_file():
+        hydra_cfg = HydraConfig.get() if HydraConfig.initialized() else None
+        dropped = ("run_dir", "ckpt_path", "overwrite", "hydra.run.dir")
+        kept = [
+            o
+            for o in (hydra_cfg.overrides.task if hydra_cfg else [])
+            if o.split("=")[0].lstrip("+~") not in dropped
+        ]
+        command = " ".join(["genlab-train", *kept, f"run_dir={run_dir.path}", "ckpt_path=last"])
+        saved = "saved" if safe_stop.saved else "last checkpoint"
+        after = f"{saved} {last}; resume with: {command}"
+    else:
+        after = "no checkpoint was saved"
+    if trainer.is_global_zero:
+        print(
+            f"genlab: interrupted by {name} at epoch {trainer.current_epoch}, step "
+            f"{trainer.global_step}; {after}",
+            file=sys.stderr,
+            flush=True,
+        )
+    return RunInterrupted(128 + signal.Signals[name].value)
+
+
+def _checkpoint_to_test(trainer: L.Trainer, cfg: DictConfig, ckpt_path: str | None) -> str | None:
+    """The best checkpoint of this fit; without one (no checkpointing), the weights in memory."""
+    if not cfg.train:
+        return ckpt_path
+    callback = trainer.checkpoint_callback
+    return callback.best_model_path if callback is not None and callback.best_model_path else None

@@ -1,0 +1,1 @@
+"""Tokenizers and vocabularies, shared by the text datamodules and the language models."""
