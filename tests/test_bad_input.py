@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import gzip
 import io
+import shutil
+import struct
 import traceback
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -84,7 +87,16 @@ def assert_refused(code: int, err: str, *needles: str, lines: int = 1) -> None:
         ),
         (["ckpt_path=nowhere.ckpt"], ["ckpt_path=nowhere.ckpt", "no checkpoint at"]),
         (["train=maybe"], ["train=maybe", "true or false"]),
-        (["model=seq2seq", "model.n_heads=0"], ["model.n_heads=0", "positive integer"]),
+        (
+            ["model=seq2seq", "data=translation", "data.task=numbers", "model.n_heads=0"],
+            ["model.n_heads=0", "positive integer"],
+        ),
+        (["seed=-1"], ["seed=-1", "0 to 4294967295"]),
+        (["seed=4294967296"], ["seed=4294967296", "0 to 4294967295"]),
+        (["model=vae", "data=text", "data.path=x.txt"], ["VAE", "TextDataModule", "images"]),
+        (["model=gpt2", "data=digits"], ["GPT2", "token blocks", "data=text"]),
+        (["model.kl_warmup_epochs=abc"], ["model.kl_warmup_epochs=abc", "number >= 0"]),
+        (["data.path=2024", "data=text", "model=gpt2"], ["data.path=2024", "quote"]),
         (
             ["model=gan", "model.discriminator_steps=abc"],
             ["model.discriminator_steps=abc", "positive integer"],
@@ -269,6 +281,8 @@ def test_tools_refuse_a_corrupt_checkpoint(tool, main, vae_run, tmp_path):
         (["out=x.jpgg"], ["out=x.jpgg", ".jpgg", ".png"]),
         (["out=grid"], ["out=grid", "no extension", ".png"]),
         (["n=0", "nrow=0"], ["n=0", "nrow=0"]),
+        (["n=1000000000"], ["n=1000000000", "up to 4096"]),
+        (["out={run}/config.yaml/grid.png"], ["config.yaml is a file"]),
     ],
     ids=lambda value: "_".join(value) if isinstance(value, list) else None,
 )
@@ -410,3 +424,101 @@ def test_malformed_translation_file_names_file_and_line(cli, tmp_path, content, 
     path = tmp_path / "pairs.tsv"
     path.write_text(content, encoding="utf-8")
     assert_refused(*cli("model=seq2seq", "data=translation", f"data.path={path}"), needle)
+
+
+@pytest.mark.parametrize(
+    "args, needles",
+    [
+        (["max_new_tokens=-1"], ["max_new_tokens=-1", "positive integer"]),
+        (["max_new_tokens=lots"], ["max_new_tokens=lots", "positive integer"]),
+        (["temperature=0", "do_sample=true"], ["temperature=0", "positive number"]),
+        (["seed=abc"], ["seed=abc", "an integer"]),
+        (["top_p=2"], ["top_p=2", "(0, 1]"]),
+        (["num_return_sequences=0"], ["num_return_sequences=0", "positive integer"]),
+    ],
+    ids=lambda value: "_".join(value) if isinstance(value, list) else None,
+)
+def test_generate_refuses_bad_text_options_before_loading(tool, tmp_path, args, needles):
+    """Checked before any model is loaded: the run directory does not even exist."""
+    code, err = tool(generate_main, f"run_dir={tmp_path / 'nowhere'}", "prompt=Hi", *args)
+    assert_refused(code, err, *needles)
+
+
+def test_a_checkpoint_of_strings_is_refused(tool, vae_run, tmp_path):
+    fake = tmp_path / "strings.ckpt"
+    torch.save({"state_dict": {"net.encoder.0.weight": "not a tensor"}}, fake)
+    code, err = tool(evaluate_main, f"run_dir={vae_run}", f"ckpt_path={fake}")
+    assert_refused(code, err, f"ckpt_path={fake}", "state_dict of tensors")
+
+
+@pytest.mark.parametrize(
+    "content, needle",
+    [
+        ("model: [unclosed\n", "config.yaml is not a readable config"),
+        ("data: {}\n", "config.yaml has no model config"),
+    ],
+)
+def test_a_damaged_run_config_is_named(tool, vae_run, tmp_path, content, needle):
+    run = tmp_path / "run"
+    shutil.copytree(vae_run, run)
+    (run / "config.yaml").write_text(content)
+    assert_refused(*tool(evaluate_main, f"run_dir={run}"), needle)
+
+
+def test_a_damaged_run_record_is_named(cli, vae_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(vae_run, run)
+    (run / "run.json").write_text('{"status": "compl')
+    assert_refused(
+        *cli(f"run_dir={run}", "ckpt_path=last"), "run.json is not a readable run record"
+    )
+
+
+def test_a_log_dir_that_is_a_file(cli, tmp_path):
+    (tmp_path / "afile").write_text("x")
+    code, err = cli("paths.log_dir=afile", "hydra.run.dir=afile/run")
+    assert_refused(code, err, "afile is a file", "paths.log_dir")
+
+
+def bomb_png(path: Path, side: int = 30000) -> Path:
+    """A PNG of a few bytes whose header declares `side` x `side` pixels."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
+    idat = zlib.compress(b"\x00")
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+    )
+    return path
+
+
+@pytest.mark.parametrize("on_bad_image", ["fail", "skip"])
+def test_a_decompression_bomb_is_not_decoded(cli, tmp_path, on_bad_image):
+    folder = image_folder(tmp_path / "images")
+    bomb = bomb_png(folder / "bomb.png")
+    assert bomb.stat().st_size < 100
+    args = [*IMAGE_ARGS, f"data.path={folder}", "data.num_workers=0", "test=false"]
+    code, err = cli(*args, f"data.on_bad_image={on_bad_image}")
+    if on_bad_image == "fail":
+        assert_refused(code, err, str(bomb))
+    else:
+        assert code == 0, err[-2000:]
+        assert "skipped 1 of 13 files" in (tmp_path / "run" / "train.log").read_text()
+
+
+@pytest.mark.parametrize("model", ["gpt2", "seq2seq"])
+def test_a_data_path_that_is_a_folder(cli, tmp_path, model):
+    (tmp_path / "texts").mkdir()
+    (tmp_path / "texts" / "a.txt").write_text("hello " * 100)
+    data = "text" if model == "gpt2" else "translation"
+    code, err = cli(f"model={model}", f"data={data}", f"data.path={tmp_path / 'texts'}")
+    assert_refused(code, err, f"data.path={tmp_path / 'texts'} is a folder")
+
+
+def test_a_text_glob_skips_folders(cli, tmp_path):
+    (tmp_path / "a_folder").mkdir()
+    code, err = cli("model=gpt2", "data=text", f"data.path={tmp_path}/a*")
+    assert_refused(code, err, "no such file")

@@ -59,6 +59,7 @@ def test_sigterm_mid_epoch_saves_a_checkpoint_that_resumes_to_the_end(tmp_path, 
     run_dir, progress = tmp_path / "run", tmp_path / "progress.txt"
     pace = f"+callbacks.pace={{_target_:pacing.Pace,progress_file:{progress}}}"
     env = {**os.environ, "PYTHONPATH": str(TESTS), "PYTHONWARNINGS": "ignore"}
+    env["GENLAB_ALLOWED_TARGETS"] = "pacing."  # the test's own callback
     env.pop("HYDRA_FULL_ERROR", None)
     process = subprocess.Popen(
         [sys.executable, "-m", "genlab", *COMMON, "trainer.max_epochs=2", pace]
@@ -101,6 +102,7 @@ def test_sigterm_mid_epoch_saves_a_checkpoint_that_resumes_to_the_end(tmp_path, 
 
 def test_ctrl_c_stops_after_the_batch_and_saves(tmp_path, monkeypatch, capfd):
     monkeypatch.syspath_prepend(str(TESTS))
+    monkeypatch.setenv("GENLAB_ALLOWED_TARGETS", "pacing.")  # the test's own callback
     monkeypatch.chdir(tmp_path)
     run_dir = tmp_path / "run"
     code = call_main(

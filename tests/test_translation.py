@@ -84,6 +84,15 @@ def test_non_utf8_pair_file(tmp_path):
         read_pairs(path)
 
 
+def test_a_byte_order_mark_is_not_a_token(tmp_path):
+    path = tmp_path / "bom.tsv"
+    path.write_text("\ufeffhello world\thallo welt\nthank you\tdanke\n", encoding="utf-8")
+    pairs = read_pairs(path)
+    assert pairs[0] == ("hello world", "hallo welt")
+    vocab = Vocabulary.build([source for source, _ in pairs], level="char")
+    assert "\ufeff" not in vocab.tokens
+
+
 def test_numbers_datamodule_splits_and_batches():
     dm = TranslationDataModule(task="numbers", num_examples=400, target_level="char")
     dm.setup()
@@ -158,6 +167,8 @@ def test_numbers_run_learns_and_reports_exact_match_and_bleu(numbers_run):
 
 
 def test_attention_pngs_and_tensorboard_figures(numbers_run, tmp_path):
+    with pytest.raises(GenlabError, match="text= is empty"):  # as GPT-2 refuses it
+        write_attention(run_dir=numbers_run, text=" ", out=tmp_path / "empty.png")
     paths = write_attention(run_dir=numbers_run, out=tmp_path / "att.png")
     assert [p.name for p in paths] == ["att_encoder.png", "att_decoder.png", "att_cross.png"]
     assert all(p.stat().st_size > 10_000 for p in paths)

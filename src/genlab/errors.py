@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import sys
@@ -15,6 +16,13 @@ class GenlabError(Exception):
     A message of several lines reports several problems: each becomes its own error line.
     """
 
+
+class FileWriteError(GenlabError, OSError):
+    """A file could not be written (disk full, no permission): the message names the file."""
+
+
+# OS errors that say the user's disk or permissions are the problem, not genlab.
+_STORAGE_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM)
 
 DIVERGENCE_HINT = "Lower the learning rate or clip gradients (trainer.gradient_clip_val)"
 
@@ -80,9 +88,13 @@ def error_lines(err: GenlabError) -> list[str]:
 
 
 def find_user_error(err: BaseException | None) -> GenlabError | None:
-    """The GenlabError behind `err`, also when Hydra's instantiate wrapped it in its own error."""
+    """The GenlabError behind `err`, also when Hydra's instantiate wrapped it in its own error;
+    a full disk or a missing permission anywhere (a logger's file, say) counts as one."""
     while err is not None:
         if isinstance(err, GenlabError):
             return err
+        if isinstance(err, OSError) and err.errno in _STORAGE_ERRORS:
+            where = f" {err.filename}" if err.filename else ""
+            return FileWriteError(f"cannot write{where}: {err.strerror or err}")
         err = err.__cause__
     return None

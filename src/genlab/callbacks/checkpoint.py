@@ -80,6 +80,9 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
         def write(tmp: Path) -> None:
             with tmp.open("wb") as f:
-                torch.save(checkpoint, f)
+                try:
+                    torch.save(checkpoint, f)
+                except RuntimeError as err:  # torch's writer reports a full disk as this
+                    raise OSError(f"torch.save failed ({str(err).splitlines()[0]})") from err
 
         replace_atomically(path, write, durable=True)

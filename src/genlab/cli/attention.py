@@ -24,6 +24,7 @@ from genlab.models.abilities import DrawsAttention
 from genlab.run.console import quiet_known_warnings
 from genlab.run.loading import load_pretrained, load_run
 from genlab.run.run_dir import RunDir
+from genlab.utils.atomic import replace_atomically
 
 _ARGS = {"run_dir", "model", "text", "target", "out", "ckpt_path"}
 
@@ -59,7 +60,8 @@ def write_attention(
     paths = []
     for attention in model.attention_maps(**example):
         path = out.with_name(f"{out.stem}_{attention.name}{out.suffix or '.png'}")
-        plot_attention(attention).savefig(path, dpi=120)
+        figure, kind = plot_attention(attention), path.suffix[1:]
+        replace_atomically(path, lambda tmp, f=figure, k=kind: f.savefig(tmp, format=k, dpi=120))
         paths.append(path)
     return paths
 

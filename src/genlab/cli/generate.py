@@ -16,36 +16,49 @@ seq2seq run, the greedy translation of each prompt.
 from __future__ import annotations
 
 import sys
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from genlab.cli.args import parse_args
-from genlab.config.rules import INTEGER, POSITIVE_INT
+from genlab.config.rules import (
+    BOOLEAN,
+    INTEGER,
+    NON_NEGATIVE_INT,
+    POSITIVE_INT,
+    POSITIVE_NUMBER,
+    Rule,
+    is_int,
+    show,
+)
 from genlab.errors import GenlabError, user_errors_exit
 from genlab.models.abilities import GeneratesText, SamplesImages, Translates
 from genlab.run.console import quiet_known_warnings
 from genlab.run.loading import load_run
 from genlab.run.run_dir import RunDir
+from genlab.utils.atomic import creation_problem, replace_atomically
 from genlab.utils.pixels import to_unit_range
 
-_IMAGE_ARGS = {"run_dir", "n", "out", "seed", "ckpt_path", "nrow"}
-_TEXT_ARGS = {
-    "run_dir",
-    "model",
-    "prompt",
-    "seed",
-    "ckpt_path",
-    "full_text",
-    "max_new_tokens",
-    "do_sample",
-    "temperature",
-    "top_k",
-    "top_p",
-    "repetition_penalty",
-    "num_return_sequences",
+# A grid holds at most this many images (64 x 64): the samples are made in memory at once.
+MAX_GRID = 4096
+GRID_SIZE = Rule(f"a positive integer up to {MAX_GRID}", lambda v: is_int(v) and 0 < v <= MAX_GRID)
+# The options of text generation, checked before a model is loaded.
+TEXT_OPTIONS = {
+    "max_new_tokens": POSITIVE_INT,
+    "num_return_sequences": POSITIVE_INT,
+    "seed": INTEGER,
+    "temperature": POSITIVE_NUMBER,
+    "top_k": NON_NEGATIVE_INT,
+    "top_p": Rule("a number in (0, 1]", lambda v: POSITIVE_NUMBER.accepts(v) and v <= 1),
+    "repetition_penalty": POSITIVE_NUMBER,
+    "do_sample": BOOLEAN,
+    "full_text": BOOLEAN,
 }
+
+_IMAGE_ARGS = {"run_dir", "n", "out", "seed", "ckpt_path", "nrow"}
+_TEXT_ARGS = {"run_dir", "model", "prompt", "ckpt_path", *TEXT_OPTIONS}
 
 
 def generate_grid(
@@ -57,6 +70,7 @@ def generate_grid(
     nrow: int = 8,
 ) -> Path:
     """Sample `n` images with a seeded generator and save them as a grid PNG; return its path."""
+    from PIL import Image
     from torchvision.utils import save_image
 
     _check_grid_args(n, nrow, seed, out)
@@ -66,23 +80,23 @@ def generate_grid(
             f"{type(model).__name__} cannot sample images: genlab-generate needs a VAE or GAN run "
             f"(or prompt=... for a language model)"
         )
-    samples = model.sample(n, generator=torch.Generator().manual_seed(seed))
     path = Path(out) if out else RunDir(run_dir).path / RunDir.SAMPLES
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_image(
-        to_unit_range(samples, model.value_range).clamp(0, 1), path, nrow=nrow, pad_value=1.0
-    )
+    problem = creation_problem(path.parent)
+    if problem:
+        raise GenlabError(f"cannot write {path}: {problem}")
+    samples = model.sample(n, generator=torch.Generator().manual_seed(seed))
+    grid = to_unit_range(samples, model.value_range).clamp(0, 1)
+    # Written whole: to a temporary file (named without the extension PIL goes by) first.
+    image_format = Image.registered_extensions().get(path.suffix.lower(), "PNG")
+    save = partial(save_image, grid, nrow=nrow, pad_value=1.0, format=image_format)
+    replace_atomically(path, lambda tmp: save(tmp))
     return path
 
 
 def _check_grid_args(n: Any, nrow: Any, seed: Any, out: str | Path | None) -> None:
     """Refuse bad arguments before a model is loaded: one line each, as genlab-train does."""
-    values = {"n": (n, POSITIVE_INT), "nrow": (nrow, POSITIVE_INT), "seed": (seed, INTEGER)}
-    errors = [
-        f"{name}={value}: must be {rule.allowed}"
-        for name, (value, rule) in values.items()
-        if not rule.accepts(value)
-    ]
+    values = {"n": (n, GRID_SIZE), "nrow": (nrow, POSITIVE_INT), "seed": (seed, INTEGER)}
+    errors = _argument_errors(values)
     if out is not None:
         errors += _out_errors(Path(out))
     if errors:
@@ -102,6 +116,14 @@ def _out_errors(out: Path) -> list[str]:
     return [f"out={out}: {problem}; end the file name in .png (or .jpg, .bmp, ...)"]
 
 
+def _argument_errors(values: dict[str, tuple[Any, Rule]]) -> list[str]:
+    return [
+        f"{name}={show(value)}: must be {rule.allowed}"
+        for name, (value, rule) in values.items()
+        if not rule.accepts(value)
+    ]
+
+
 def generate_text(
     prompt: str | list[str],
     run_dir: str | Path | None = None,
@@ -114,8 +136,16 @@ def generate_text(
 ) -> list[str]:
     """Continuations of the prompt(s): `num_return_sequences` per prompt, prompt by prompt."""
     prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+    errors = []
     if not prompts or not all(isinstance(p, str) and p for p in prompts):
-        raise GenlabError('prompt=...: give one non-empty prompt, or a list: prompt=\'["a","b"]\'')
+        errors.append('prompt=...: give one non-empty prompt, or a list: prompt=\'["a","b"]\'')
+    options = {"seed": seed, "full_text": full_text, "max_new_tokens": max_new_tokens}
+    options.update(generation)
+    errors += _argument_errors(
+        {k: (v, TEXT_OPTIONS[k]) for k, v in options.items() if k in TEXT_OPTIONS}
+    )
+    if errors:  # before a model is loaded
+        raise GenlabError("\n".join(errors))
     if run_dir is not None:
         model, _, _ = load_run(run_dir, ckpt_path)
         if isinstance(model, Translates):

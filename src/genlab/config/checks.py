@@ -13,26 +13,39 @@ from __future__ import annotations
 from typing import Any
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from genlab.config.machine import trainer_errors
-from genlab.config.rules import rule_errors
+from genlab.config.rules import leaves, rule_errors
+from genlab.config.targets import target_errors
 from genlab.data.splits import SplitDataModule
 from genlab.models.base import GenlabModule
+
+# The data options that give each kind of data a model trains on (GenlabModule.data_kind).
+_DATA_OPTIONS = {
+    "images": "data=digits, mnist, fashion_mnist or image_folder",
+    "token blocks": "data=text",
+    "sentence pairs": "data=translation",
+}
 
 
 def config_errors(cfg: DictConfig) -> list[str]:
     """Every problem of `cfg`, one line each; empty when it can be built."""
-    errors = [
-        f"{key}: no value given (??? in the config): set {key}=..."
-        for key in sorted(OmegaConf.missing_keys(cfg))
-    ]
+    mismatch = _data_kind_error(cfg)
+    if mismatch:  # the other problems would follow from this one
+        return [mismatch]
     try:
         tree = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
     except OmegaConfBaseException as err:
         message = str(err).splitlines()[0]
-        return [*errors, f"{getattr(err, 'full_key', '?')}: cannot resolve it: {message}"]
+        return [f"{getattr(err, 'full_key', '?')}: cannot resolve it: {message}"]
+    errors = [
+        f"{key}: no value given (??? in the config): set {key}=..."
+        for key, _, value in leaves(tree)
+        if value == "???"
+    ]
+    errors += target_errors(tree)
     errors += rule_errors(tree, skip=_interpolated(cfg))
     if errors:  # the checks below assume well-typed values
         return errors
@@ -46,6 +59,22 @@ def config_errors(cfg: DictConfig) -> list[str]:
     return errors
 
 
+def _data_kind_error(cfg: DictConfig) -> str | None:
+    """A model given data of another kind (GPT-2 on images, a VAE on text)."""
+    model = _class(OmegaConf.select(cfg, "model._target_", throw_on_missing=False))
+    data = _class(OmegaConf.select(cfg, "data._target_", throw_on_missing=False))
+    if not (isinstance(model, type) and issubclass(model, GenlabModule)):
+        return None
+    if not (isinstance(data, type) and issubclass(data, SplitDataModule)):
+        return None
+    if model.data_kind == data.data_kind:
+        return None
+    return (
+        f"{model.__name__} (model) trains on {model.data_kind}, and {data.__name__} (data) gives "
+        f"{data.data_kind}: choose {_DATA_OPTIONS.get(model.data_kind, 'other data')}"
+    )
+
+
 def _interpolated(node: Any, prefix: str = "") -> set[str]:
     """Dotted keys whose value is an interpolation (`input_shape: ${data.dims}`): checked where
     the value is stated, so one mistake is reported once."""
@@ -55,7 +84,14 @@ def _interpolated(node: Any, prefix: str = "") -> set[str]:
     for key in node:
         if OmegaConf.is_interpolation(node, key):
             found.add(f"{prefix}{key}")
-        elif not OmegaConf.is_missing(node, key):
+        elif OmegaConf.is_missing(node, key):
+            continue
+        elif isinstance(node[key], ListConfig):
+            # A list built from other keys ([${data.channels}, ${data.image_size}, ...]).
+            items = node[key]
+            if any(OmegaConf.is_interpolation(items, i) for i in range(len(items))):
+                found.add(f"{prefix}{key}")
+        else:
             found |= _interpolated(node[key], f"{prefix}{key}.")
     return found
 

@@ -8,7 +8,7 @@ from typing import Any, get_args
 
 import torch
 
-from genlab.config.rules import is_int, show
+from genlab.config.rules import parse_devices, show
 from genlab.errors import GenlabError
 
 
@@ -43,29 +43,6 @@ def _device_kind(accelerator: str) -> str:
     return "gpu" if accelerator == "cuda" else accelerator
 
 
-def parse_devices(devices: Any) -> tuple[int | None, list[int]] | None:
-    """`trainer.devices` as (number of devices, or None for all; device ids), or None when it is
-    malformed: a count (2, "2"), ids ([0, 1], "0,1"), or all (-1, "-1", "auto")."""
-    if devices in ("auto", -1, "-1"):
-        return None, []
-    if is_int(devices):
-        return (devices, []) if devices > 0 else None
-    if isinstance(devices, str):
-        parts = [p.strip() for p in devices.split(",") if p.strip()]
-        if not all(p.isdigit() for p in parts) or not parts:
-            return None
-        if "," in devices:
-            return len(parts), [int(p) for p in parts]
-        return (int(parts[0]), []) if int(parts[0]) > 0 else None
-    if (
-        isinstance(devices, (list, tuple))
-        and devices
-        and all(is_int(d) and d >= 0 for d in devices)
-    ):
-        return len(devices), list(devices)
-    return None
-
-
 def trainer_errors(trainer: dict[str, Any]) -> list[str]:
     """Precision, accelerator and devices against what Lightning and this machine offer."""
     errors = []
@@ -90,14 +67,7 @@ def trainer_errors(trainer: dict[str, Any]) -> list[str]:
             f"{accelerator} runs on the CPU here; on a CPU use bf16-mixed or 32-true"
         )
     devices = trainer.get("devices", "auto")
-    request = parse_devices(devices)
-    if request is None:
-        return [
-            *errors,
-            f"trainer.devices={show(devices)}: must be a positive number of devices, a list of "
-            f"device ids, -1 (all) or auto",
-        ]
-    number, ids = request
+    number, ids = parse_devices(devices)  # well-formed: the rule of `devices` checked it
     if kind == "gpu":
         available = torch.cuda.device_count()
         if available == 0:

@@ -43,7 +43,38 @@ def one_of(*choices: str) -> Rule:
     return Rule(words, lambda v: v in choices)
 
 
+def _is_text(value: Any) -> bool:
+    return isinstance(value, str) and value.strip() != ""
+
+
+def parse_devices(devices: Any) -> tuple[int | None, list[int]] | None:
+    """`trainer.devices` as (number of devices, or None for all; device ids), or None when it is
+    malformed: a count (2, "2"), ids ([0, 1], "0,1"), or all (-1, "-1", "auto")."""
+    if devices in ("auto", -1, "-1"):
+        return None, []
+    if is_int(devices):
+        return (devices, []) if devices > 0 else None
+    if isinstance(devices, str):
+        parts = [p.strip() for p in devices.split(",") if p.strip()]
+        if not all(p.isdigit() for p in parts) or not parts:
+            return None
+        if "," in devices:
+            return len(parts), [int(p) for p in parts]
+        return (int(parts[0]), []) if int(parts[0]) > 0 else None
+    if (
+        isinstance(devices, (list, tuple))
+        and devices
+        and all(is_int(d) and d >= 0 for d in devices)
+    ):
+        return len(devices), list(devices)
+    return None
+
+
 INTEGER = Rule("an integer", is_int)
+SEED = Rule("an integer from 0 to 4294967295", lambda v: is_int(v) and 0 <= v <= 2**32 - 1)
+TEXT = Rule("a non-empty text (quote one that looks like a number: key='2024')", _is_text)
+# A node that is either off (null) or a config of its own (a dict, whose keys are checked).
+OFF_OR_CONFIG = Rule("null, or a config with a _target_", lambda v: False, nullable=True)
 POSITIVE_INT = Rule("a positive integer", lambda v: is_int(v) and v > 0)
 NON_NEGATIVE_INT = Rule("an integer >= 0", lambda v: is_int(v) and v >= 0)
 POSITIVE_NUMBER = Rule("a positive number", lambda v: _is_number(v) and v > 0)
@@ -60,6 +91,12 @@ PIXEL_RANGE = Rule(
     lambda v: isinstance(v, list) and len(v) == 2 and all(map(_is_number, v)) and v[0] < v[1],
 )
 BOOLEAN = Rule("true or false", lambda v: isinstance(v, bool))
+UNIT_NUMBER = Rule("a number in [0, 1]", lambda v: _is_number(v) and 0 <= v <= 1)
+NUMBER_PAIR = Rule(
+    "a pair of numbers in [0, 1), e.g. [0.9, 0.999]",
+    lambda v: isinstance(v, list) and len(v) == 2 and all(_is_number(x) and 0 <= x < 1 for x in v),
+)
+TEXTS = Rule("a list of non-empty texts", lambda v: isinstance(v, list) and all(map(_is_text, v)))
 
 RULES: dict[str, Rule] = {
     # data
@@ -80,6 +117,15 @@ RULES: dict[str, Rule] = {
     "source_level": one_of("word", "char"),
     "target_level": one_of("word", "char"),
     "value_range": PIXEL_RANGE,
+    "path": TEXT.or_null(),
+    "data_dir": TEXT,
+    "cache_dir": TEXT,
+    "download": BOOLEAN,
+    "dataset": TEXT.or_null(),
+    "dataset_config": TEXT.or_null(),
+    "url": TEXT.or_null(),
+    "tokenizer": TEXT.or_null(),
+    "task": TEXT.or_null(),
     # model
     "input_shape": SIZES,
     "latent_dim": POSITIVE_INT,
@@ -108,6 +154,42 @@ RULES: dict[str, Rule] = {
     "weight_decay": NON_NEGATIVE_NUMBER,
     "warmup_steps": NON_NEGATIVE_INT,
     "gradient_clip_val": NON_NEGATIVE_NUMBER.or_null(),
+    "betas": NUMBER_PAIR,
+    "min_lr_ratio": UNIT_NUMBER,
+    "kl_warmup_epochs": NON_NEGATIVE_NUMBER,
+    "loss": one_of("bce", "mse"),
+    "generator_width": POSITIVE_INT,
+    "discriminator_width": POSITIVE_INT,
+    "feature_dim": POSITIVE_INT,
+    "num_classes": POSITIVE_INT,
+    "pretrained": TEXT.or_null(),
+    "trust_remote_code": BOOLEAN,
+    "gradient_checkpointing": BOOLEAN,
+    "sample_prompts": TEXTS,
+    "sample_max_new_tokens": POSITIVE_INT,
+    "scheduler": OFF_OR_CONFIG,
+    "_partial_": BOOLEAN,
+    # callbacks and loggers
+    "dirpath": TEXT,
+    "filename": TEXT,
+    "monitor": TEXT.or_null(),
+    "mode": one_of("min", "max"),
+    "save_top_k": Rule("an integer >= -1 (-1: keep all)", lambda v: is_int(v) and v >= -1),
+    "save_last": Rule("true, false or link", lambda v: isinstance(v, bool) or v == "link"),
+    "auto_insert_metric_name": BOOLEAN,
+    "logging_interval": one_of("step", "epoch").or_null(),
+    "refresh_rate": NON_NEGATIVE_INT,
+    "max_depth": Rule("an integer >= -1 (-1: all)", lambda v: is_int(v) and v >= -1),
+    "num_images": POSITIVE_INT,
+    "num_samples": POSITIVE_INT,
+    "index": NON_NEGATIVE_INT,
+    "lr_monitor": OFF_OR_CONFIG,
+    "save_dir": TEXT,
+    "version": Rule(
+        "a text or an integer >= 0", lambda v: isinstance(v, str) or (is_int(v) and v >= 0)
+    ),
+    "default_hp_metric": BOOLEAN,
+    "logger": OFF_OR_CONFIG,
     # trainer and run
     "max_epochs": LIMIT.or_null(),
     "min_epochs": NON_NEGATIVE_INT.or_null(),
@@ -116,7 +198,39 @@ RULES: dict[str, Rule] = {
     "log_every_n_steps": POSITIVE_INT,
     "check_val_every_n_epoch": POSITIVE_INT.or_null(),
     "num_nodes": POSITIVE_INT,
-    "seed": INTEGER.or_null(),
+    "accelerator": Rule("an accelerator name: auto, cpu, gpu, ...", _is_text),
+    "strategy": Rule("a strategy name (auto, ddp, fsdp, ...) or a strategy config", _is_text),
+    "devices": Rule(
+        "a positive number of devices, a list of device ids, -1 (all) or auto",
+        lambda v: parse_devices(v) is not None,
+    ),
+    "precision": Rule(
+        "a precision such as 32-true, bf16-mixed or 16-mixed",
+        lambda v: _is_text(v) or (is_int(v) and v in (16, 32, 64)),
+    ),
+    "deterministic": Rule("true, false or warn", lambda v: isinstance(v, bool) or v == "warn"),
+    "fast_dev_run": Rule(
+        "true, false or a positive number of batches",
+        lambda v: isinstance(v, bool) or (is_int(v) and v > 0),
+    ),
+    "overfit_batches": Rule(
+        "a fraction of the batches in [0, 1) or a number of batches",
+        lambda v: (is_int(v) and v >= 0) or (_is_number(v) and 0 <= v < 1),
+    ),
+    "default_root_dir": TEXT,
+    "sharding_strategy": one_of("FULL_SHARD", "SHARD_GRAD_OP", "NO_SHARD", "HYBRID_SHARD"),
+    "state_dict_type": one_of("full", "sharded"),
+    "module_classes": Rule(
+        "a list of classes ({_target_: hydra.utils.get_class, path: ...})",
+        lambda v: isinstance(v, list) and all(isinstance(x, dict) for x in v),
+    ),
+    "log_dir": TEXT,
+    "output_dir": TEXT,
+    "name": TEXT,
+    "seed": SEED.or_null(),
+    "ckpt_path": TEXT.or_null(),
+    "run_dir": TEXT.or_null(),
+    "optimized_metric": TEXT.or_null(),
     "train": BOOLEAN,
     "test": BOOLEAN,
     "overwrite": BOOLEAN,

@@ -16,6 +16,8 @@ from genlab.utils.pixels import from_unit_range, pixel_range
 
 log = logging.getLogger(__name__)
 
+# What PIL raises for a damaged file (damage past the header only shows when decoding).
+_PIL_ERRORS = (OSError, SyntaxError, ValueError)
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
 
 
@@ -55,7 +57,7 @@ class ImageFiles(Dataset):
         try:
             with Image.open(path) as image:
                 pixels = self.transform(image.convert(self.mode))
-        except (OSError, SyntaxError, ValueError) as err:  # PIL's errors for damaged files
+        except (*_PIL_ERRORS, Image.DecompressionBombError) as err:
             if self.skip_bad:  # damage past the header only shows when decoding
                 log.warning("skipping image %s: %s", path, err)
                 return None
@@ -75,7 +77,9 @@ def collate_skipping_none(batch: list) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def unreadable_images(files: list[Path]) -> list[tuple[Path, str]]:
-    """Files whose image header does not open (empty, cut short, not an image), with the reason.
+    """Files whose image header does not open (empty, cut short, not an image), or that declare
+    more pixels than PIL decodes safely (a decompression bomb: a tiny file that would take
+    gigabytes), with the reason.
 
     Reads headers only: fast enough for a folder of many thousand images.
     """
@@ -84,10 +88,13 @@ def unreadable_images(files: list[Path]) -> list[tuple[Path, str]]:
     bad = []
     for path in files:
         try:
-            with Image.open(path):
-                pass
-        except (OSError, SyntaxError, ValueError) as err:
+            with Image.open(path) as image:
+                width, height = image.size
+        except (*_PIL_ERRORS, Image.DecompressionBombError) as err:
             bad.append((path, str(err) or type(err).__name__))
+            continue
+        if Image.MAX_IMAGE_PIXELS and width * height > Image.MAX_IMAGE_PIXELS:
+            bad.append((path, f"declares {width} x {height} pixels, more than PIL decodes safely"))
     return bad
 
 

@@ -66,9 +66,10 @@ class MNISTDataModule(InMemoryImageDataModule):
             for train in (True, False):
                 dataset_class(root=str(self.data_dir), train=train, download=True)
         except Exception as err:  # network errors come in many types; all mean the same here
+            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise GenlabError(
-                f"downloading {self.title} into {self.data_dir} failed ({err}); put the IDX files "
-                f"there by hand, or use data=digits, which runs offline"
+                f"downloading {self.title} into {self.data_dir} failed ({reason}); put the IDX "
+                f"files there by hand, or use data=digits, which runs offline"
             ) from None
 
     def load_splits(self) -> dict[str, Split]:

@@ -36,6 +36,9 @@ class SplitDataModule(L.LightningDataModule):
             ]
         return []
 
+    # What its batches hold, matched against the model's `data_kind` by the config checks.
+    data_kind = "images"
+
     def loader(self, split: str, shuffle: bool) -> DataLoader:
         raise NotImplementedError
 

@@ -29,6 +29,8 @@ class TextDataModule(SplitDataModule):
     splits never share text. With `url` set, a missing `path` is downloaded there once.
     """
 
+    data_kind = "token blocks"
+
     def __init__(
         self,
         path: str | None = None,
@@ -81,7 +83,12 @@ class TextDataModule(SplitDataModule):
     def _read_text(self) -> str:
         if self.dataset:
             return self._read_hf_dataset()
-        files = sorted(glob.glob(self.path))
+        if Path(self.path).is_dir():
+            raise GenlabError(
+                f"data.path={self.path} is a folder: give a text file, or a glob of them "
+                f"(data.path='{Path(self.path) / '*.txt'}')"
+            )
+        files = sorted(f for f in glob.glob(self.path) if Path(f).is_file())  # not folders
         if not files:
             hint = " (or set data.url to download it)" if not self.url else ""
             raise GenlabError(f"data.path={self.path}: no such file{hint}")

@@ -23,9 +23,12 @@ Pair = tuple[str, str]
 
 
 def read_pairs(path: Path) -> list[Pair]:
-    """`source<TAB>target` per line (blank lines skipped); errors name the file and line."""
+    """`source<TAB>target` per line (blank lines skipped; a UTF-8 byte-order mark at the start
+    ignored); errors name the file and line."""
+    if path.is_dir():
+        raise GenlabError(f"data.path={path} is a folder: give a tab-separated file of pairs")
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # without the byte-order mark, if any
     except FileNotFoundError:
         raise GenlabError(f"data.path={path}: no such file") from None
     except UnicodeDecodeError as err:
@@ -56,6 +59,8 @@ class TranslationDataModule(SplitDataModule):
     are skipped, with a count in the log. Batches are (source ids, target ids), padded with the
     pad id and trimmed to their longest sentence; targets end with the end-of-sequence token.
     """
+
+    data_kind = "sentence pairs"
 
     def __init__(
         self,

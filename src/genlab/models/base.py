@@ -73,6 +73,9 @@ class GenlabModule(L.LightningModule):
     """
 
     eval_noise_seed = 0
+    # What batches the model trains on: "images", "token blocks" or "sentence pairs" (a config
+    # whose datamodule gives another kind is refused before anything is built).
+    data_kind = "images"
     # What ModelCheckpoint(monitor="auto") keeps as best (None: the latest), and in which mode.
     checkpoint_monitor: str | None = "val/loss"
     checkpoint_mode = "min"

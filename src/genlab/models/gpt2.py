@@ -28,6 +28,8 @@ class GPT2(GenlabModule):
     (`trainer.estimated_stepping_batches`, so `accumulate_grad_batches` is accounted for).
     """
 
+    data_kind = "token blocks"
+
     def __init__(
         self,
         pretrained: str | None = None,

@@ -47,6 +47,8 @@ class Seq2Seq(GenlabModule):
     sentences, whatever the batching or the number of processes.
     """
 
+    data_kind = "sentence pairs"
+
     def __init__(
         self,
         pretrained: str | None = None,
@@ -232,6 +234,8 @@ class Seq2Seq(GenlabModule):
         teacher-forced on `target` (default: the model's own greedy translation of `text`).
 
         Rows are labelled with the target token predicted at that position."""
+        if not text.strip():
+            raise GenlabError("text= is empty: give some text to draw attention over")
         was_training = self.training
         self.eval()
         source = self.encode([text])

@@ -49,9 +49,13 @@ def checked_checkpoint(
             f"ckpt_path={ckpt_path}: {path} does not load as a checkpoint with "
             f"torch.load(weights_only=True) ({reason}); give a checkpoint that genlab wrote"
         ]
-    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+    weights = checkpoint.get("state_dict") if isinstance(checkpoint, dict) else None
+    if not isinstance(weights, dict) or not all(
+        isinstance(v, torch.Tensor) for v in weights.values()
+    ):
         return None, [
-            f"ckpt_path={ckpt_path}: {path} is not a Lightning checkpoint (no state_dict)"
+            f"ckpt_path={ckpt_path}: {path} is not a Lightning checkpoint (no state_dict of "
+            f"tensors)"
         ]
     written_by = checkpoint.get("genlab_model") or _model_of_run(RunDir.of_checkpoint(path))
     if written_by and model_target and written_by != model_target:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -43,6 +44,17 @@ def quiet_known_warnings() -> None:
     warnings.filterwarnings("ignore", ".*when logging on epoch level in distributed setting.*")
     # Lightning 2.6 calls an API that torch 2.14 deprecates; nothing for a user to act on.
     warnings.filterwarnings("ignore", ".*isinstance\\(treespec, LeafSpec\\)` is deprecated.*")
+
+
+def forget_removed_log_files() -> None:
+    """Drop log handlers whose folder is gone (a refused run's directory is removed before its
+    log file was ever opened): a later line would fail to open it."""
+    for name in ("", "lightning.pytorch", "lightning.fabric"):
+        logger = logging.getLogger(name)
+        for handler in [h for h in logger.handlers if isinstance(h, logging.FileHandler)]:
+            if not Path(handler.baseFilename).parent.exists():
+                logger.removeHandler(handler)
+                handler.close()
 
 
 def lightning_logs_to_run_log() -> None:

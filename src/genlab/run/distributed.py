@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 from datetime import datetime
-from typing import Any
 
 from lightning.pytorch.utilities import rank_zero_only
 
@@ -26,11 +25,6 @@ def is_rank_zero() -> bool:
     if getattr(rank_zero_only, "rank", 0) != 0:
         return False
     return all(os.environ.get(name, "0") in ("", "0") for name in _RANK_VARIABLES)
-
-
-def if_rank_zero(value: Any) -> Any:
-    """`value` in rank 0, None elsewhere (the resolver behind `hydra.output_subdir`)."""
-    return value if is_rank_zero() else None
 
 
 def run_stamp(pattern: str) -> str:

@@ -12,6 +12,7 @@ from genlab.run.checkpoints import resolve_checkpoint
 from genlab.run.loading import load_run
 from genlab.run.metrics import collect_metrics
 from genlab.run.run_dir import RunDir
+from genlab.utils.atomic import creation_problem
 
 
 def evaluate_run(
@@ -30,6 +31,9 @@ def evaluate_run(
         if run_dir is not None
         else RunDir.of_checkpoint(resolve_checkpoint(checkpoint, RunDir(".")))
     )
+    problem = creation_problem(run.path)
+    if problem:  # before the test, which would run for nothing
+        raise GenlabError(f"cannot write {run.path / RunDir.EVAL_METRICS}: {problem}")
     model, datamodule, cfg = load_run(run.path, checkpoint)
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True, verbose=False)

@@ -11,7 +11,11 @@ from omegaconf import DictConfig
 
 from genlab.config.compose import CONFIG_PATH
 from genlab.errors import GenlabError, RunInterrupted, user_errors_exit
-from genlab.run.console import lightning_logs_to_run_log, quiet_known_warnings
+from genlab.run.console import (
+    forget_removed_log_files,
+    lightning_logs_to_run_log,
+    quiet_known_warnings,
+)
 from genlab.run.resolvers import register_resolvers
 from genlab.run.training import run
 
@@ -50,6 +54,8 @@ def _run(cfg: DictConfig) -> dict[str, float]:
     except KeyboardInterrupt:  # outside training: there is nothing to save
         print("genlab: interrupted by SIGINT", file=sys.stderr, flush=True)
         raise RunInterrupted(128 + signal.SIGINT.value) from None
+    finally:
+        forget_removed_log_files()
 
 
 def train(overrides: list[str] | None = None) -> dict[str, float]:

@@ -6,9 +6,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import lightning as L
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from genlab.config.compose import instantiate_data, instantiate_model
+from genlab.config.targets import target_errors
 from genlab.errors import GenlabError
 from genlab.models.abilities import ImageModel
 from genlab.run.checkpoints import check_checkpoint_fits, checked_checkpoint
@@ -16,15 +17,18 @@ from genlab.run.run_dir import RunDir
 
 
 def load_run(
-    run_dir: str | Path, checkpoint: str = "best"
+    run_dir: str | Path, checkpoint: str = "best", trust_remote_code: bool = False
 ) -> tuple[L.LightningModule, L.LightningDataModule, DictConfig]:
     """Rebuild a finished run's model (weights from `checkpoint`) and datamodule from its config.
 
     `checkpoint` is "best", "last" or a path. The config is the run's saved `config.yaml`, not
-    today's defaults, so the model and data are the ones that were trained.
+    today's defaults, so the model and data are the ones that were trained. It is data, not
+    code: only genlab's and the allowed libraries' classes are built from it, and a config that
+    asks to run a hub model's own code is refused unless `trust_remote_code=True`.
     """
     run = RunDir(run_dir)
     cfg = run.read_config()
+    _check_saved_config(cfg, run, trust_remote_code)
     # Loaded once: checked (genlab-train's checks of ckpt_path), then used.
     state, problems = checked_checkpoint(checkpoint, run, cfg.model.get("_target_"))
     if problems:  # missing, corrupt, or written by another model class
@@ -40,6 +44,19 @@ def load_run(
     model.load_state_dict(state["state_dict"])
     model.eval()
     return model, datamodule, cfg
+
+
+def _check_saved_config(cfg: DictConfig, run: RunDir, trust_remote_code: bool) -> None:
+    parts = {"model": cfg.model, "data": cfg.get("data")}
+    errors = target_errors({k: OmegaConf.to_container(v) for k, v in parts.items() if v})
+    if cfg.model.get("trust_remote_code") and not trust_remote_code:
+        errors.append(
+            "model.trust_remote_code=true: this run's model runs code from the Hugging Face hub; "
+            "load it from Python with genlab.load_run(run_dir, trust_remote_code=True) if you "
+            "trust it"
+        )
+    if errors:
+        raise GenlabError("\n".join(f"{run.path / RunDir.CONFIG}: {e}" for e in errors))
 
 
 def with_stated_pixel_range(saved: DictConfig, value_range: Sequence[float]) -> DictConfig:

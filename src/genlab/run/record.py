@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,15 @@ from genlab.run.run_dir import RunDir
 
 _SOURCE_DIR = Path(__file__).resolve().parent
 # What run.json keeps of each earlier segment of a run continued in its directory.
-_SEGMENT_KEYS = ("command", "status", "start_time", "end_time", "wall_time_s", "resumed_from")
+_SEGMENT_KEYS = (
+    "command",
+    "status",
+    "segment_status",
+    "start_time",
+    "end_time",
+    "wall_time_s",
+    "resumed_from",
+)
 
 
 def _git_state(folder: Path) -> dict[str, Any]:
@@ -59,14 +68,24 @@ def _now() -> str:
 
 
 class RunRecord:
-    """Keeps a run's `run.json` current: written at start (status "running") and at the end."""
+    """Keeps a run's `run.json` current: written at start (status "running") and at the end.
+
+    `status` is the run's and only moves forward: a segment that fails (a resume that could not
+    start, say) leaves a completed, interrupted or diverged run as it was, and says so in
+    `segment_status`. `id` names the run across segments; `files` lists the entries of its
+    directory that genlab owns, which replacing the run (overwrite=true) deletes.
+    """
 
     def __init__(self, cfg: DictConfig, run_dir: RunDir, overrides: list[str]):
         self.run_dir = run_dir
         self._start = time.perf_counter()
         earlier = run_dir.read_record()
+        self._earlier_status = earlier.get("status") if earlier else None
         self.data: dict[str, Any] = {
+            "id": (earlier or {}).get("id") or uuid.uuid4().hex,
             "status": "running",
+            "segment_status": "running",
+            "files": run_dir.claimed_files(earlier.get("files") if earlier else []),
             "command": sys.argv,
             "overrides": overrides,
             "seed": cfg.get("seed"),
@@ -88,7 +107,10 @@ class RunRecord:
         self.write()
 
     def finish(self, status: str, error: str | None = None) -> None:
-        self.data.update(status=status, end_time=_now())
+        run_status = status
+        if status == "failed" and self._earlier_status not in (None, "failed"):
+            run_status = self._earlier_status  # what the run had reached stands
+        self.data.update(status=run_status, segment_status=status, end_time=_now())
         self.data["wall_time_s"] = round(time.perf_counter() - self._start, 3)
         if error:
             self.data["error"] = error

@@ -1,16 +1,27 @@
-"""A run directory: the one place that names the files genlab keeps in it, and reads and writes
-them. Every write replaces the whole file at once (a reader, or a process killed mid-write, sees
-the old file or the new one) and happens in rank 0 only under DDP."""
+"""A run directory: the one place that names the files genlab keeps in it, reads and writes them,
+and decides who may use the directory.
+
+Every write replaces the whole file at once (a reader, or a process killed mid-write, sees the
+old file or the new one) and happens in rank 0 only under DDP. A directory is a genlab run when
+it holds `run.json`; genlab writes into, continues or replaces only such directories (or new,
+empty ones), never `/`, the home folder or the current folder, and one process at a time (the
+lock file). Replacing a run deletes only the entries its record lists as genlab's.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import math
+import os
 import shutil
+import socket
+from collections.abc import Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from genlab.errors import GenlabError
@@ -28,12 +39,25 @@ class RunDir:
     METRICS = "metrics.json"
     EVAL_METRICS = "eval_metrics.json"
     CHECKPOINTS = "checkpoints"
-    LOG = "train.log"
+    LOG = "train.log"  # named by hydra.job.name (conf/hydra/default.yaml)
+    HYDRA = ".hydra"  # the composed config before resolution, Hydra's settings, the overrides
+    LOCK = ".genlab.lock"  # held while a process works here: its PID, host and start
     SAMPLES = "samples.png"
     ATTENTION = "attention.png"
-    # What a training run and the tools leave (Hydra's .hydra/ and train.log aside): cleared
-    # by overwrite=true, so nothing of an earlier run mixes in.
-    OUTPUTS = (CHECKPOINTS, "tensorboard", "csv", CONFIG, RECORD, METRICS, EVAL_METRICS, SAMPLES)
+    # What a run and the tools may create here (loggers: tensorboard/, csv/). A run claims those
+    # that do not exist when it starts, in its record's "files"; replacing the run deletes them.
+    OUTPUTS = (
+        CHECKPOINTS,
+        "tensorboard",
+        "csv",
+        CONFIG,
+        RECORD,
+        METRICS,
+        EVAL_METRICS,
+        SAMPLES,
+        HYDRA,
+        LOG,
+    )
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -63,7 +87,14 @@ class RunDir:
         path = self.path / self.CONFIG
         if not path.is_file():
             raise GenlabError(f"{path} not found: run_dir must be a genlab run directory")
-        return OmegaConf.load(path)
+        try:
+            cfg = OmegaConf.load(path)
+        except (yaml.YAMLError, ValueError, UnicodeDecodeError) as err:
+            reason = str(err).strip().splitlines()[0]
+            raise GenlabError(f"{path} is not a readable config ({reason})") from None
+        if not isinstance(cfg, DictConfig) or not isinstance(cfg.get("model"), DictConfig):
+            raise GenlabError(f"{path} has no model config: it is not a genlab run's config")
+        return cfg
 
     def write_config(self, cfg: DictConfig) -> None:
         """The config with every interpolation resolved: what this run really used."""
@@ -76,7 +107,15 @@ class RunDir:
 
     def read_record(self) -> dict[str, Any] | None:
         path = self.path / self.RECORD
-        return json.loads(path.read_text()) if path.is_file() else None
+        if not path.is_file():
+            return None
+        try:
+            record = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise GenlabError(f"{path} is not a readable run record ({err})") from None
+        if not isinstance(record, dict):
+            raise GenlabError(f"{path} is not a run record (a JSON object)")
+        return record
 
     def write_record(self, record: dict[str, Any]) -> None:
         self._write(self.RECORD, json.dumps(record, indent=2, default=str) + "\n")
@@ -101,13 +140,44 @@ class RunDir:
     def write_eval_metrics(self, metrics: dict[str, float]) -> None:
         self._write(self.EVAL_METRICS, _metrics_json(metrics))
 
-    # The directory as a whole
+    def write_hydra_copy(self, cfg: DictConfig, hydra: DictConfig, overrides: list[str]) -> None:
+        """`.hydra/`: the config as composed (interpolations kept), Hydra's own settings and
+        the command line's overrides, as Hydra would write them (it writes none itself, so that
+        nothing lands in an existing run before the run's checks pass)."""
+        for name, content in (
+            ("config.yaml", cfg),
+            ("hydra.yaml", OmegaConf.create({"hydra": hydra})),
+            ("overrides.yaml", OmegaConf.create(list(overrides))),
+        ):
+            self._write(f"{self.HYDRA}/{name}", OmegaConf.to_yaml(content))
 
-    def reuse_problem(self, continuing: bool, overwrite: bool) -> str | None:
-        """Why a new run may not start here: the directory holds a run that got anywhere, and
-        the user neither continues it nor asks to replace it."""
+    # Who may use the directory
+
+    def ownership_problem(self, continuing: bool, overwrite: bool) -> str | None:
+        """Why a run may not use this directory, or None: `/`, the home folder and the current
+        folder never; a folder that holds anything but a genlab run (run.json) never; a genlab
+        run only to continue it, to replace it (overwrite) or when it failed before it got
+        anywhere."""
+        where = self.path.resolve()
+        special = {Path("/"): "the root folder", Path.home().resolve(): "your home folder"}
+        special[Path.cwd().resolve()] = "the current folder"
+        if where in special:
+            return (
+                f"run_dir={self.path} is {special[where]}: a run needs a folder of its own, e.g. "
+                f"run_dir={self.path / 'my_run'}"
+            )
+        if where.exists() and not where.is_dir():
+            return f"run_dir={self.path} is a file: give a folder for the run"
         record = self.read_record()
-        if not record or record.get("status") == "failed" or continuing or overwrite:
+        if record is None:
+            ignored = (self.LOCK, self.LOG)  # a stale lock; the log Hydra opened for this run
+            if where.is_dir() and any(p.name not in ignored for p in where.iterdir()):
+                return (
+                    f"run_dir={self.path} holds files genlab did not write (it has no run.json): "
+                    f"give a new or empty folder for the run"
+                )
+            return None
+        if continuing or overwrite or record.get("status") == "failed":
             return None
         return (
             f"run_dir={self.path} already holds a {record.get('status')} run (its run.json): start "
@@ -115,33 +185,105 @@ class RunDir:
             f"replace it with overwrite=true"
         )
 
-    def clear_outputs(self) -> None:
-        """Delete what an earlier run left here (overwrite=true)."""
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the directory's lock file while the body runs (rank 0). A lock left by a
+        process that is gone (on this host) is taken over; one held by a live process, or by
+        one on another host, is refused with one line naming it."""
+        if not is_rank_zero():
+            yield
+            return
+        path = self.path / self.LOCK
+        me = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "since": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+        self.path.mkdir(parents=True, exist_ok=True)
+        for _ in range(2):
+            try:
+                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                holder = _read_lock(path)
+                if holder is None or _gone(holder):
+                    path.unlink(missing_ok=True)
+                    continue
+                raise GenlabError(
+                    f"run_dir={self.path} is in use by process {holder.get('pid')} on "
+                    f"{holder.get('host')} since {holder.get('since')} (its {self.LOCK}): wait "
+                    f"for that run to end, or delete {path} if that process is gone"
+                ) from None
+            with os.fdopen(fd, "w") as f:
+                json.dump(me, f)
+            break
+        try:
+            yield
+        finally:
+            if _read_lock(path) == me:
+                path.unlink(missing_ok=True)
+
+    def claimed_files(self, earlier: list[str] | None) -> list[str]:
+        """The entries genlab owns here once a run starts: those an earlier segment claimed
+        (for a run recorded before records listed them: every output name there), and the
+        output names that do not exist yet, which this run will create."""
+        if earlier is None:
+            earlier = [name for name in self.OUTPUTS if (self.path / name).exists()]
+        fresh = [name for name in self.OUTPUTS if not (self.path / name).exists()]
+        return sorted({*earlier, *fresh})
+
+    def clear(self, files: list[str]) -> None:
+        """Delete the entries a run's record lists as genlab's (to replace the run)."""
         if not is_rank_zero():
             return
-        for name in self.OUTPUTS:
+        for name in files:
+            if name in (self.LOCK, self.LOG) or "/" in name or name in ("", ".", ".."):
+                continue
             path = self.path / name
-            if path.is_dir():
+            if path.is_dir() and not path.is_symlink():
                 shutil.rmtree(path)
-            elif path.exists():
+            elif path.exists() or path.is_symlink():
                 path.unlink()
         log_file = self.path / self.LOG
         if log_file.is_file():  # open (appending) for this run already: emptied, not deleted
             log_file.write_text("")
 
     def discard_if_unused(self) -> None:
-        """Remove a folder Hydra made for a run that was refused: it holds only Hydra's config
-        copy and the log (a directory of an earlier run has more, and is kept)."""
+        """Remove a folder Hydra made for a run that was refused: it is empty (a directory of
+        an earlier run has more, and is kept)."""
         path = self.path
-        unused = path.is_dir() and {p.name for p in path.iterdir()} <= {".hydra", self.LOG}
-        if unused and is_rank_zero():
-            shutil.rmtree(path, ignore_errors=True)
-            with contextlib.suppress(OSError):  # outputs/<name>/, if this was its only run
-                path.parent.rmdir()
+        if path.is_dir() and not any(path.iterdir()) and is_rank_zero():
+            with contextlib.suppress(OSError):
+                path.rmdir()
+                path.parent.rmdir()  # outputs/<name>/, if this was its only run
 
     def _write(self, name: str, text: str) -> None:
         if is_rank_zero():
             replace_atomically(self.path / name, lambda tmp: tmp.write_text(text))
+
+
+def _read_lock(path: Path) -> dict[str, Any] | None:
+    try:
+        holder = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return holder if isinstance(holder, dict) else None
+
+
+def _gone(holder: dict[str, Any]) -> bool:
+    """Whether the process that holds a lock has ended: only knowable on its own host (this
+    process itself counts as gone: it runs one run at a time)."""
+    if holder.get("host") != socket.gethostname():
+        return False
+    pid = holder.get("pid")
+    if not isinstance(pid, int) or pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another user's
+        return False
+    return False
 
 
 def _metrics_json(metrics: dict[str, float], status: str | None = None) -> str:

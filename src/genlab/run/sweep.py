@@ -7,6 +7,7 @@ still leaves an up-to-date table.
 from __future__ import annotations
 
 import csv
+import io
 import math
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from genlab.config.machine import check_multirun
 from genlab.errors import user_errors_exit
 from genlab.run.distributed import is_rank_zero
 from genlab.run.run_dir import RunDir
+from genlab.utils.atomic import replace_atomically
 
 _FIXED = ["job", "status", "overrides", "wall_time_s"]
 
@@ -69,10 +71,12 @@ def write_summary(sweep_dir: Path, metric: str | None = None, maximize: bool = F
         metric_names.insert(0, metric)
     columns = [*_FIXED, *metric_names, "run_dir"]
 
-    with (sweep_dir / "summary.csv").open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
+    table = io.StringIO(newline="")
+    writer = csv.DictWriter(table, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(rows)
+    csv_text = table.getvalue()
+    replace_atomically(sweep_dir / "summary.csv", lambda tmp: tmp.write_text(csv_text))
 
     def cell(value: Any) -> str:
         if isinstance(value, float):
@@ -84,7 +88,8 @@ def write_summary(sweep_dir: Path, metric: str | None = None, maximize: bool = F
     order = f"sorted by {metric} ({'max' if maximize else 'min'} first)" if metric else "by job"
     title = f"# Sweep summary: {len(rows)} jobs, {order}\n\n"
     md_path = sweep_dir / "summary.md"
-    md_path.write_text(title + "\n".join(lines) + "\n")
+    markdown = title + "\n".join(lines) + "\n"
+    replace_atomically(md_path, lambda tmp: tmp.write_text(markdown))
     return md_path
 
 

@@ -54,22 +54,28 @@ def run(cfg: DictConfig) -> dict[str, float]:
         if not in_sweep:  # a sweep records its failed jobs in their folders
             run_dir.discard_if_unused()
         raise
-    # Under DDP, rank 0 prepares the directory before it starts the other ranks.
-    if cfg.get("overwrite") and not ckpt_path:
-        run_dir.clear_outputs()
-    print_config_tree(cfg)
-    run_dir.write_config(cfg)
-    record = RunRecord(cfg, run_dir, overrides)
-    if in_sweep:
-        record.data["job_num"] = hydra_cfg.job.num
-    if ckpt_path:
-        record.data["resumed_from"] = ckpt_path
-    try:
-        metrics = _fit_and_test(cfg, run_dir, ckpt_path)
-    except BaseException as err:
-        record.finish(_status_of(err), error=f"{type(err).__name__}: {err}")
-        raise
-    record.finish("completed")
+    # Nothing has been written into the directory so far. Under DDP, rank 0 prepares it
+    # before it starts the other ranks.
+    with run_dir.locked():
+        earlier = run_dir.read_record()
+        if earlier and not ckpt_path:  # replaced: overwrite=true, or a run that failed
+            run_dir.clear(run_dir.claimed_files(earlier.get("files")))
+        # run.json first: a directory with any of the run's files in it is recognisably a run.
+        record = RunRecord(cfg, run_dir, overrides)
+        if in_sweep:
+            record.data["job_num"] = hydra_cfg.job.num
+        if ckpt_path:
+            record.data["resumed_from"] = ckpt_path
+        if not (run_dir.path / RunDir.HYDRA).exists() and hydra_cfg is not None:
+            run_dir.write_hydra_copy(cfg, hydra_cfg, overrides)
+        print_config_tree(cfg)
+        run_dir.write_config(cfg)
+        try:
+            metrics = _fit_and_test(cfg, run_dir, ckpt_path)
+        except BaseException as err:
+            record.finish(_status_of(err), error=f"{type(err).__name__}: {err}")
+            raise
+        record.finish("completed")
     return metrics
 
 
@@ -81,7 +87,7 @@ def _checked(cfg: DictConfig, run_dir: RunDir) -> str | None:
         raise GenlabError("\n".join(errors))
     ckpt_path = cfg.get("ckpt_path")
     if is_rank_zero():  # other ranks would find rank 0's fresh run.json
-        problem = run_dir.reuse_problem(bool(ckpt_path), bool(cfg.get("overwrite")))
+        problem = run_dir.ownership_problem(bool(ckpt_path), bool(cfg.get("overwrite")))
         errors += [problem] if problem else []
     if ckpt_path:
         # Resuming in the run's own directory: the whole model and data configs are compared
