@@ -69,7 +69,10 @@ def test_default_run_checkpoint_test_metrics_and_hparams(train_cli, tmp_path):
     run_dir = tmp_path / "run"
     result = train_cli("trainer.max_epochs=3", "seed=0", f"hydra.run.dir={run_dir}", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "genlab.models.vae.VAE" in result.stdout  # the config tree is printed
+    # A short console: the groups chosen, the overrides, the run directory, and at the end
+    # where the results are with the headline metric.
+    assert "model=vae data=digits" in result.stdout and "_target_" not in result.stdout
+    assert result.stdout.rstrip().splitlines()[-1].startswith(f"results: {run_dir}   test/loss")
 
     metrics = json.loads((run_dir / "metrics.json").read_text())
     checkpoint = torch.load(run_dir / "checkpoints" / "best.ckpt", weights_only=True)
@@ -87,6 +90,13 @@ def test_default_run_checkpoint_test_metrics_and_hparams(train_cli, tmp_path):
     accumulator = EventAccumulator(str(run_dir / "tensorboard"))
     accumulator.Reload()
     assert accumulator.PluginTagToContent("hparams"), "no hparams summary for TensorBoard"
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    content = accumulator.PluginTagToContent("hparams")["_hparams_/session_start_info"]
+    hparams = plugin_data_pb2.HParamsPluginData.FromString(content).session_start_info.hparams
+    # What tells runs apart, not the whole config (_target_s, paths, ...).
+    assert set(hparams) == {"seed", "model", "data", "trainer", "accelerator", "trainer.max_epochs"}
+    assert hparams["trainer.max_epochs"].number_value == 3
     assert "seed: 0" in (run_dir / "config.yaml").read_text()
 
 

@@ -143,8 +143,11 @@ def test_eval_rebuilds_from_the_saved_config_and_reproduces_test_metrics(
     capfd.readouterr()
     evaluate_main([f"run_dir={run_dir}"])
     evaluated = read_json(run_dir / "eval_metrics.json")
+    best = str((run_dir / "checkpoints" / "best.ckpt").resolve())
+    assert evaluated.pop("checkpoint") == best  # which checkpoint these metrics are of
     assert evaluated == {k: v for k, v in trained.items() if k.startswith("test/")}
-    assert f"{trained['test/loss']:.6g}" in capfd.readouterr().out
+    out = capfd.readouterr().out
+    assert f"{trained['test/loss']:.6g}" in out and f"tested {best}" in out
 
     model, datamodule, cfg = genlab.load_run(run_dir)
     assert type(model).__name__ == "Autoencoder" and model.latent_dim == 8
@@ -171,6 +174,7 @@ def test_a_run_saved_before_models_stated_their_pixel_range_loads_and_resumes(
     monkeypatch.chdir(tmp_path)
     evaluate_main([f"run_dir={run_dir}"])
     evaluated = read_json(run_dir / "eval_metrics.json")
+    evaluated.pop("checkpoint")
     assert evaluated == {k: v for k, v in trained.items() if k.startswith("test/")}
     assert "test/fid" in evaluated
     model, datamodule, _ = genlab.load_run(run_dir)

@@ -32,6 +32,12 @@ class BestCheckpoint(ModelCheckpoint):
             self.kth_value = torch.tensor(torch.inf if self.mode == "min" else -torch.inf)
         super().setup(trainer, pl_module, stage)
 
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # A smoke test (fast_dev_run) saves no checkpoint; Lightning 2.6 saves last.ckpt here
+        # regardless.
+        if not trainer.fast_dev_run:
+            super().on_train_end(trainer, pl_module)
+
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """A run directory that was moved or copied resumes as if it had stayed. The paths in
         its checkpoint point into the old folder, where Lightning would go on looking: it

@@ -3,7 +3,8 @@
     genlab-eval run_dir=outputs/vae_digits/2026-11-26_20-00-00 [ckpt_path=best|last|FILE]
     genlab-eval ckpt_path=outputs/.../checkpoints/last.ckpt
 
-Prints the test metrics and writes them to <run_dir>/eval_metrics.json.
+Prints the checkpoint it tested and the test metrics, and writes both to
+<run_dir>/eval_metrics.json ("checkpoint": its path).
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ def main(argv: list[str] | None = None) -> None:
             raise GenlabError(
                 f"unknown argument(s) {sorted(unknown)}: use run_dir=... ckpt_path=..."
             )
-        metrics = evaluate_run(args.get("run_dir"), args.get("ckpt_path"))
+        metrics, checkpoint = evaluate_run(args.get("run_dir"), args.get("ckpt_path"))
+    print(f"tested {checkpoint}")
     for name, value in sorted(metrics.items()):
         print(f"{name:24} {value:.6g}")
 

@@ -55,6 +55,8 @@ TEXT_OPTIONS = {
     "repetition_penalty": POSITIVE_NUMBER,
     "do_sample": BOOLEAN,
     "full_text": BOOLEAN,
+    # Translation: refuse (rather than warn of) words the model never saw.
+    "strict": BOOLEAN,
 }
 
 _IMAGE_ARGS = {"run_dir", "n", "out", "seed", "ckpt_path", "nrow"}
@@ -132,6 +134,7 @@ def generate_text(
     seed: int = 0,
     full_text: bool = False,
     max_new_tokens: int = 50,
+    strict: bool = False,
     **generation: Any,
 ) -> list[str]:
     """Continuations of the prompt(s): `num_return_sequences` per prompt, prompt by prompt."""
@@ -140,6 +143,7 @@ def generate_text(
     if not prompts or not all(isinstance(p, str) and p for p in prompts):
         errors.append('prompt=...: give one non-empty prompt, or a list: prompt=\'["a","b"]\'')
     options = {"seed": seed, "full_text": full_text, "max_new_tokens": max_new_tokens}
+    options["strict"] = strict
     options.update(generation)
     errors += _argument_errors(
         {k: (v, TEXT_OPTIONS[k]) for k, v in options.items() if k in TEXT_OPTIONS}
@@ -149,7 +153,7 @@ def generate_text(
     if run_dir is not None:
         model, _, _ = load_run(run_dir, ckpt_path)
         if isinstance(model, Translates):
-            return model.translate(prompts)  # a seq2seq run: greedy translations
+            return model.translate(prompts, strict)  # a seq2seq run: greedy translations
         if not isinstance(model, GeneratesText):
             raise GenlabError(
                 f"{run_dir} is a {type(model).__name__} run: prompt= needs a GPT-2 or seq2seq run"

@@ -1,26 +1,29 @@
 """Checking a composed config before anything is built: one line per problem, each naming the
 key, its value and what is allowed.
 
-First every value against the rule of its name (`genlab.config.rules`); then, on well-typed
-values, the trainer against this machine (`genlab.config.machine`), the data's pixel range
-against the model's, and what the configured model and datamodule classes say of their own
-config (their `config_problems`). The run directory and the checkpoint to load are checked by
-`genlab.run`, which knows them.
+`quick_config_errors` answers at once, without importing torch or Lightning: values that are
+missing or do not resolve, classes the config may not build (`genlab.config.targets`), every
+value against the rule of its name (`genlab.config.rules`), keys the configured classes do not
+take and data of another kind than the model's (both read from the classes' source,
+`genlab.config.classes`), the trainer against this machine (`genlab.config.machine`) and the
+data's pixel range against the model's. `config_errors` then imports the configured model and
+datamodule classes and adds what they say of their own config (their `config_problems`). The
+run directory and the checkpoint to load are checked by `genlab.run`, which knows them.
 """
 
 from __future__ import annotations
 
+import difflib
 from typing import Any
 
-import hydra
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from genlab.config.classes import class_info
+from genlab.config.compose import MODEL_EVALUATION_KEYS
 from genlab.config.machine import trainer_errors
 from genlab.config.rules import leaves, rule_errors
 from genlab.config.targets import target_errors
-from genlab.data.splits import SplitDataModule
-from genlab.models.base import GenlabModule
 
 # The data options that give each kind of data a model trains on (GenlabModule.data_kind).
 _DATA_OPTIONS = {
@@ -28,10 +31,20 @@ _DATA_OPTIONS = {
     "token blocks": "data=text",
     "sentence pairs": "data=translation",
 }
+# Hydra's own keys of a node it instantiates, which are no arguments of the class.
+_HYDRA_KEYS = {"_target_", "_partial_", "_args_", "_convert_", "_recursive_"}
 
 
 def config_errors(cfg: DictConfig) -> list[str]:
     """Every problem of `cfg`, one line each; empty when it can be built."""
+    errors = quick_config_errors(cfg)
+    if errors:  # the classes' own rules assume a well-formed config
+        return errors
+    return class_errors(OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False))
+
+
+def quick_config_errors(cfg: DictConfig) -> list[str]:
+    """The problems found without importing a model, a datamodule, torch or Lightning."""
     mismatch = _data_kind_error(cfg)
     if mismatch:  # the other problems would follow from this one
         return [mismatch]
@@ -46,33 +59,75 @@ def config_errors(cfg: DictConfig) -> list[str]:
         if value == "???"
     ]
     errors += target_errors(tree)
+    errors += unknown_key_errors(tree)
     errors += rule_errors(tree, skip=_interpolated(cfg))
     if errors:  # the checks below assume well-typed values
         return errors
     errors += trainer_errors(tree.get("trainer") or {})
     errors += pixel_range_errors(tree.get("model") or {}, tree.get("data") or {})
+    return errors
+
+
+def class_errors(tree: dict[str, Any]) -> list[str]:
+    """What the configured model and datamodule classes say of their own config (this imports
+    them, and with them torch and Lightning)."""
+    import hydra
+
+    from genlab.data.splits import SplitDataModule
+    from genlab.models.base import GenlabModule
+
+    errors = []
     for group, base in (("model", GenlabModule), ("data", SplitDataModule)):
         target = (tree.get(group) or {}).get("_target_")
-        cls = _class(target)
+        try:
+            cls = hydra.utils.get_class(target) if isinstance(target, str) else None
+        except Exception:  # Hydra reports a class it cannot import when it builds it
+            cls = None
         if isinstance(cls, type) and issubclass(cls, base):
             errors += cls.config_problems(tree)
     return errors
 
 
+def unknown_key_errors(tree: dict[str, Any]) -> list[str]:
+    """Keys of the model, data and trainer configs that their class does not take (a typo, or a
+    key added with +), with the closest one it takes."""
+    errors = []
+    for group in ("model", "data", "trainer"):
+        node = tree.get(group)
+        if not isinstance(node, dict) or not isinstance(node.get("_target_"), str):
+            continue
+        info = class_info(node["_target_"])
+        if info is None or info.parameters is None:
+            continue  # its arguments cannot be read: the class checks them when it is built
+        known = set(info.parameters) | (set(MODEL_EVALUATION_KEYS) if group == "model" else set())
+        for key in sorted(set(node) - known - _HYDRA_KEYS):
+            close = difflib.get_close_matches(key, sorted(known), n=1)
+            hint = (
+                f"did you mean {group}.{close[0]}?"
+                if close
+                else "it takes: " + ", ".join(f"{group}.{k}" for k in sorted(known))
+            )
+            errors.append(f"{group}.{key}: {info.name} takes no such argument; {hint}")
+    return errors
+
+
 def _data_kind_error(cfg: DictConfig) -> str | None:
     """A model given data of another kind (GPT-2 on images, a VAE on text)."""
-    model = _class(OmegaConf.select(cfg, "model._target_", throw_on_missing=False))
-    data = _class(OmegaConf.select(cfg, "data._target_", throw_on_missing=False))
-    if not (isinstance(model, type) and issubclass(model, GenlabModule)):
+    model = _info(OmegaConf.select(cfg, "model._target_", throw_on_missing=False))
+    data = _info(OmegaConf.select(cfg, "data._target_", throw_on_missing=False))
+    if model is None or data is None:
         return None
-    if not (isinstance(data, type) and issubclass(data, SplitDataModule)):
-        return None
-    if model.data_kind == data.data_kind:
+    wanted, given = model.attributes.get("data_kind"), data.attributes.get("data_kind")
+    if wanted is None or given is None or wanted == given:
         return None
     return (
-        f"{model.__name__} (model) trains on {model.data_kind}, and {data.__name__} (data) gives "
-        f"{data.data_kind}: choose {_DATA_OPTIONS.get(model.data_kind, 'other data')}"
+        f"{model.name} (model) trains on {wanted}, and {data.name} (data) gives {given}: "
+        f"choose {_DATA_OPTIONS.get(wanted, 'other data')}"
     )
+
+
+def _info(target: Any):
+    return class_info(target) if isinstance(target, str) else None
 
 
 def _interpolated(node: Any, prefix: str = "") -> set[str]:
@@ -94,17 +149,6 @@ def _interpolated(node: Any, prefix: str = "") -> set[str]:
         else:
             found |= _interpolated(node[key], f"{prefix}{key}.")
     return found
-
-
-def _class(target: Any) -> Any:
-    """The class a `_target_` names, or None when it names none (Hydra reports that when it
-    instantiates it, with its own message)."""
-    if not isinstance(target, str):
-        return None
-    try:
-        return hydra.utils.get_class(target)
-    except Exception:  # Hydra raises ImportError, ValueError or its own errors
-        return None
 
 
 def pixel_range_errors(model: dict[str, Any], data: dict[str, Any]) -> list[str]:

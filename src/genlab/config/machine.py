@@ -4,42 +4,54 @@ and whether a sweep's launcher can start the processes each job needs."""
 from __future__ import annotations
 
 import os
-from typing import Any, get_args
-
-import torch
+import platform
+import sys
+from pathlib import Path
+from typing import Any
 
 from genlab.config.rules import parse_devices, show
 from genlab.errors import GenlabError
 
-
-def known_precisions() -> list[str]:
-    """Every `precision` value Lightning takes ("32-true", "bf16-mixed", 16, "16", ...)."""
-    try:
-        from lightning.fabric.plugins.precision.precision import _PRECISION_INPUT
-
-        return [str(v) for literal in get_args(_PRECISION_INPUT) for v in get_args(literal)]
-    except ImportError:  # moved in another Lightning version: the values of 2.6
-        return ["16-true", "16-mixed", "bf16-true", "bf16-mixed", "32-true", "64-true"] + [
-            "64",
-            "32",
-            "16",
-            "bf16",
-        ]
+# Lightning 2's precision values and accelerator names (read here without importing Lightning,
+# so that a config is checked in a moment).
+PRECISIONS = ("16-true", "16-mixed", "bf16-true", "bf16-mixed", "32-true", "64-true")
+PRECISION_ALIASES = ("64", "32", "16", "bf16")
+ACCELERATORS = ("auto", "cpu", "cuda", "gpu", "mps", "tpu")
 
 
-def _known_accelerators() -> list[str]:
-    from lightning.pytorch.accelerators import AcceleratorRegistry
+def cuda_devices() -> int:
+    """The CUDA GPUs this process may use: torch's count once torch is imported; before that,
+    the NVIDIA driver's list of GPUs, less those CUDA_VISIBLE_DEVICES hides."""
+    if "torch" in sys.modules:
+        import torch
 
-    return sorted({"auto", "gpu", "tpu", *AcceleratorRegistry.available_accelerators()})
+        return torch.cuda.device_count()
+    gpus = Path("/proc/driver/nvidia/gpus")
+    present = len(list(gpus.iterdir())) if gpus.is_dir() else 0
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is None:
+        return present
+    ids = [v for v in visible.split(",") if v.strip()]
+    if any(v.strip().startswith("-") for v in ids):
+        ids = ids[: next(i for i, v in enumerate(ids) if v.strip().startswith("-"))]
+    return min(present, len(ids))
+
+
+def _mps_available() -> bool:
+    if "torch" in sys.modules:
+        import torch
+
+        mps = getattr(torch.backends, "mps", None)
+        return mps is not None and mps.is_available()
+    return platform.system() == "Darwin" and platform.machine() == "arm64"
 
 
 def _device_kind(accelerator: str) -> str:
     """ "gpu", "cpu" or another accelerator's name, as `auto` would pick on this machine."""
     if accelerator == "auto":
-        if torch.cuda.is_available():
+        if cuda_devices() > 0:
             return "gpu"
-        mps = getattr(torch.backends, "mps", None)
-        return "mps" if mps is not None and mps.is_available() else "cpu"
+        return "mps" if _mps_available() else "cpu"
     return "gpu" if accelerator == "cuda" else accelerator
 
 
@@ -47,19 +59,16 @@ def trainer_errors(trainer: dict[str, Any]) -> list[str]:
     """Precision, accelerator and devices against what Lightning and this machine offer."""
     errors = []
     precision = trainer.get("precision")
-    if precision is not None and str(precision) not in known_precisions():
+    if precision is not None and str(precision) not in (*PRECISIONS, *PRECISION_ALIASES):
         errors.append(
             f"trainer.precision={precision}: Lightning does not know it; allowed: "
-            f"{', '.join(p for p in known_precisions() if '-' in p)}"
+            f"{', '.join(PRECISIONS)}"
         )
     accelerator = trainer.get("accelerator", "auto")
     if not isinstance(accelerator, str):
         return errors  # an accelerator object from a config: Lightning checks it
-    if accelerator not in _known_accelerators():
-        return [
-            *errors,
-            f"trainer.accelerator={accelerator}: allowed: {', '.join(_known_accelerators())}",
-        ]
+    if accelerator not in ACCELERATORS:
+        return [*errors, f"trainer.accelerator={accelerator}: allowed: {', '.join(ACCELERATORS)}"]
     kind = _device_kind(accelerator)
     if kind == "cpu" and str(precision) in ("16-mixed", "16"):
         errors.append(
@@ -69,7 +78,7 @@ def trainer_errors(trainer: dict[str, Any]) -> list[str]:
     devices = trainer.get("devices", "auto")
     number, ids = parse_devices(devices)  # well-formed: the rule of `devices` checked it
     if kind == "gpu":
-        available = torch.cuda.device_count()
+        available = cuda_devices()
         if available == 0:
             errors.append(
                 f"trainer.accelerator={accelerator}: this machine has no CUDA GPU; use "
@@ -131,6 +140,6 @@ def check_multirun(trainer: Any, launcher: Any) -> None:
         keys = [key for key in ("accelerator", "devices", "num_nodes") if key in trainer]
         trainer = OmegaConf.to_container(OmegaConf.masked_copy(trainer, keys), resolve=True)
     target = str((launcher or {}).get("_target_", ""))
-    problem = multirun_problem(trainer, target, torch.cuda.device_count())
+    problem = multirun_problem(trainer, target, cuda_devices())
     if problem:
         raise GenlabError(problem)

@@ -228,6 +228,8 @@ RULES: dict[str, Rule] = {
     "output_dir": TEXT,
     "name": TEXT,
     "seed": SEED.or_null(),
+    "print_config": one_of("summary", "full", "none"),
+    "threads": Rule("auto or a positive integer", lambda v: v == "auto" or (is_int(v) and v > 0)),
     "ckpt_path": TEXT.or_null(),
     "run_dir": TEXT.or_null(),
     "optimized_metric": TEXT.or_null(),

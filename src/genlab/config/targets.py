@@ -5,9 +5,10 @@ choosing, and genlab-eval would call it."""
 
 from __future__ import annotations
 
-import importlib
 import os
 from typing import Any
+
+from genlab.config.classes import class_info
 
 # Class paths genlab builds from configs (prefixes end in "." and match a whole package).
 ALLOWED_TARGETS = (
@@ -35,15 +36,6 @@ def _allowed(path: str, prefixes: tuple[str, ...]) -> bool:
         path == prefix or (prefix.endswith(".") and path.startswith(prefix))
         for prefix in (*prefixes, *extra)
     )
-
-
-def _is_class(path: str) -> bool:
-    """Whether `path` names a class (genlab's modules are imported to look)."""
-    module, _, name = path.rpartition(".")
-    try:
-        return isinstance(getattr(importlib.import_module(module), name), type)
-    except (ImportError, AttributeError, ValueError):
-        return False
 
 
 def target_errors(tree: Any, prefix: str = "") -> list[str]:
@@ -76,6 +68,6 @@ def _target_problem(node: dict[str, Any], key: str, target: Any) -> list[str]:
         ]
     if not isinstance(target, str) or not _allowed(target, ALLOWED_TARGETS):
         return [f"{key}={target}: genlab builds only {allowed_here}"]
-    if target.startswith("genlab.") and not _is_class(target):
+    if target.startswith("genlab.") and class_info(target) is None:
         return [f"{key}={target}: not a class of genlab"]
     return []

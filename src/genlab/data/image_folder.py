@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader, Dataset, default_collate
 from genlab.data.splits import SplitDataModule
 from genlab.errors import GenlabError
 from genlab.utils.pixels import from_unit_range, pixel_range
+from genlab.utils.progress import progress
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +87,9 @@ def unreadable_images(files: list[Path]) -> list[tuple[Path, str]]:
     from PIL import Image
 
     bad = []
-    for path in files:
+    if len(files) > 5000:
+        log.info("checking the headers of %d images", len(files))
+    for path in progress(files, len(files), "checking images"):
         try:
             with Image.open(path) as image:
                 width, height = image.size

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import logging
+import time
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,8 @@ from genlab.errors import GenlabError
 from genlab.text.tokenizer import gpt2_tokenizer, tokenizer_key
 from genlab.utils.atomic import replace_atomically
 from genlab.utils.cache import load_cached, save_cached
+
+log = logging.getLogger(__name__)
 
 
 class TextDataModule(SplitDataModule):
@@ -132,8 +136,11 @@ class TextDataModule(SplitDataModule):
         cached = load_cached(path)
         if isinstance(cached, torch.Tensor):
             return cached
+        log.info("tokenizing %.1f MB of text, once (cached in %s)", len(text) / 1e6, path.parent)
+        start = time.perf_counter()
         ids = torch.tensor(tokenizer(text, verbose=False)["input_ids"], dtype=torch.int32)
         save_cached(ids, path)
+        log.info("tokenized into %d tokens in %.1f s", len(ids), time.perf_counter() - start)
         return ids
 
     def setup(self, stage: str | None = None) -> None:

@@ -17,6 +17,7 @@ from genlab.errors import GenlabError
 from genlab.nn.lenet import LeNet
 from genlab.utils.cache import load_cached, save_cached
 from genlab.utils.pixels import to_unit_range
+from genlab.utils.progress import progress
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +48,11 @@ def train_classifier(
         torch.manual_seed(seed)
         net = LeNet(input_shape[0], datamodule.num_classes)
         optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
-        for _ in range(epochs):
+        for epoch in range(epochs):
             net.train()
-            for images, labels in datamodule.loader("train", shuffle=True):
+            loader = datamodule.loader("train", shuffle=True)
+            batches = progress(loader, len(loader), f"feature classifier, epoch {epoch + 1}")
+            for images, labels in batches:
                 loss = F.cross_entropy(net(to_unit_range(images, value_range)), labels)
                 optimizer.zero_grad()
                 loss.backward()

@@ -69,8 +69,8 @@ class GeneratesText(Protocol):
 
 @runtime_checkable
 class Translates(Protocol):
-    def translate(self, texts: Sequence[str]) -> list[str]:
-        """Greedy translations of `texts`."""
+    def translate(self, texts: Sequence[str], strict: bool = False) -> list[str]:
+        """Greedy translations of `texts`; `strict`: refuse words the model does not know."""
         ...
 
 

@@ -49,6 +49,14 @@ class Autoencoder(GenlabModule):
         x = batch[0].flatten(1)
         return {"loss": reconstruction_loss(self.net(x), x, self.loss_kind)}
 
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """`model(images)`: their reconstructions (same shape, values in [0, 1])."""
+        return self.reconstruct(images)
+
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        """Images (N, C, H, W) to their codes (N, latent_dim)."""
+        return self.net.encoder(images.flatten(1))
+
     def reconstruct(self, images: torch.Tensor) -> torch.Tensor:
         """Images in, reconstructed images (same shape, values in [0, 1]) out."""
-        return self.net.decode(self.net.encoder(images.flatten(1))).view_as(images)
+        return self.net.decode(self.encode(images)).view_as(images)

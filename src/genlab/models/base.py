@@ -73,6 +73,8 @@ class GenlabModule(L.LightningModule):
     """
 
     eval_noise_seed = 0
+    # The metric a run's last line shows (test/<it>, else val/<it>).
+    headline_metric = "loss"
     # What batches the model trains on: "images", "token blocks" or "sentence pairs" (a config
     # whose datamodule gives another kind is refused before anything is built).
     data_kind = "images"

@@ -30,8 +30,12 @@ class Classifier(GenlabModule):
         self.value_range = pixel_range(value_range)
         self.net = LeNet(self.input_shape[0], num_classes, feature_dim)
 
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """`model(images)`: class logits (N, num_classes)."""
+        return self.net(images)
+
     def compute_losses(self, batch, stage: str) -> dict[str, torch.Tensor]:
         images, labels = batch[0], batch[1]
-        logits = self.net(images)
+        logits = self(images)
         accuracy = (logits.argmax(1) == labels).float().mean()
         return {"loss": F.cross_entropy(logits, labels), "acc": accuracy}

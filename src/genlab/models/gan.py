@@ -38,6 +38,7 @@ class GAN(GenlabModule):
     """
 
     checkpoint_monitor = None  # no validation loss tracks sample quality: keep the latest
+    headline_metric = "fid"
     # The discriminator step leaves the generator's parameters without gradients (and the
     # generator step the discriminator's): DDP must look for unused parameters.
     ddp_find_unused_parameters = True
@@ -162,6 +163,7 @@ class GAN(GenlabModule):
         return self.sampler(z)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """`model(z)`: the generator's images (values in [-1, 1]) for latents (N, latent_dim)."""
         return self.generator(z)
 
     # Plumbing: optimizers, noise per rank, clipping, the weight average

@@ -122,6 +122,12 @@ class GPT2(GenlabModule):
     def context_length(self) -> int:
         return self.model.config.n_positions
 
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """`model(input_ids)`: next-token logits (N, T, vocab_size)."""
+        return self.model(input_ids=input_ids, attention_mask=attention_mask).logits
+
     def compute_losses(self, batch, stage: str) -> dict[str, torch.Tensor]:
         input_ids, labels = batch[0], batch[1]
         return {"loss": self.model(input_ids=input_ids, labels=labels).loss}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from functools import partial
 from typing import Any
@@ -17,6 +18,7 @@ from genlab.models.seq2seq_backends import PretrainedBackend, Seq2SeqBackend, Tr
 from genlab.nn.transformer import Transformer
 from genlab.text.vocabulary import Vocabulary, padded
 
+log = logging.getLogger(__name__)
 _DEFAULT_OPTIMIZER = partial(torch.optim.AdamW, lr=5e-4, betas=(0.9, 0.98))
 _TRANSFORMER_SIZES = (
     "d_model",
@@ -138,9 +140,13 @@ class Seq2Seq(GenlabModule):
 
     # Training and evaluation
 
+    def forward(self, source: torch.Tensor, decoder_input: torch.Tensor) -> torch.Tensor:
+        """`model(source_ids, decoder_input_ids)`: target-token logits (N, T, target vocab)."""
+        return self.backend.logits(source, decoder_input)
+
     def compute_losses(self, batch, stage: str) -> dict[str, torch.Tensor]:
         source, target = batch
-        logits = self.backend.logits(source, shift_right(target, self.backend.start_id))
+        logits = self(source, shift_right(target, self.backend.start_id))
         pad_id = self.backend.pad_id
         loss = F.cross_entropy(
             logits.flatten(0, 1),
@@ -220,8 +226,19 @@ class Seq2Seq(GenlabModule):
         """Source texts as a padded batch of ids on the model's device."""
         return padded(self.backend.encode(texts), self.backend.pad_id).to(self.device)
 
-    def translate(self, texts: Sequence[str]) -> list[str]:
-        """Greedy translations of `texts`."""
+    def translate(self, texts: Sequence[str], strict: bool = False) -> list[str]:
+        """Greedy translations of `texts`. Words the model never saw in training are read as
+        unknown, and their translation is a guess: a warning names them (`strict`: an error)."""
+        unknown = sorted(set(self.backend.unknown_tokens(texts)))
+        if unknown:
+            shown = ", ".join(repr(t) for t in unknown[:10]) + (" ..." if len(unknown) > 10 else "")
+            message = (
+                f"{len(unknown)} unknown word(s) in the input, read as <unk>: {shown}; the "
+                f"model never saw them in training, so their translation is a guess"
+            )
+            if strict:
+                raise GenlabError(message)
+            log.warning(message)
         was_training = self.training
         self.eval()
         hypotheses = self.greedy_ids(self.encode(texts))

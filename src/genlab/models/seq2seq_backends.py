@@ -42,6 +42,10 @@ class Seq2SeqBackend(Protocol):
 
     def encode_target(self, text: str) -> list[int]: ...
 
+    def unknown_tokens(self, texts: Sequence[str]) -> list[str]:
+        """Tokens of source `texts` the model has no id for (read as unknown)."""
+        ...
+
     def decode(self, ids: Sequence[int]) -> str:
         """Target ids as text, without special tokens."""
         ...
@@ -74,6 +78,9 @@ class TransformerBackend:
 
     def encode_target(self, text: str) -> list[int]:
         return self.vocabularies[1].encode(text)
+
+    def unknown_tokens(self, texts: Sequence[str]) -> list[str]:
+        return [token for text in texts for token in self.vocabularies[0].unknown(text)]
 
     def decode(self, ids: Sequence[int]) -> str:
         return self.vocabularies[1].decode(ids)
@@ -129,6 +136,13 @@ class PretrainedBackend:
 
     def encode_target(self, text: str) -> list[int]:
         return self.tokenizer(text_target=[text])["input_ids"][0]
+
+    def unknown_tokens(self, texts: Sequence[str]) -> list[str]:
+        unk = self.tokenizer.unk_token_id
+        if unk is None:
+            return []
+        pieces = self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+        return [text for text, ids in zip(texts, pieces, strict=True) if unk in ids]
 
     def decode(self, ids: Sequence[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=True)

@@ -67,10 +67,18 @@ class VAE(GenlabModule):
         kl = gaussian_kl(mu, logvar)
         return {"loss": recon + self.kl_weight(stage) * kl, "recon": recon, "kl": kl}
 
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """`model(images)`: their reconstructions (decoded posterior means, values in [0, 1])."""
+        return self.reconstruct(images)
+
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        """Images (N, C, H, W) to the means of their posteriors q(z|x), (N, latent_dim)."""
+        mu, _ = self.net.encode(images.flatten(1))
+        return mu
+
     def reconstruct(self, images: torch.Tensor) -> torch.Tensor:
         """Decode the posterior mean: the reconstruction without sampling noise."""
-        mu, _ = self.net.encode(images.flatten(1))
-        return self.decode(mu).view_as(images)
+        return self.decode(self.encode(images)).view_as(images)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Latent codes (N, latent_dim) to images (N, C, H, W) in [0, 1]."""

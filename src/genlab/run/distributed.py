@@ -14,7 +14,8 @@ from __future__ import annotations
 import os
 from datetime import datetime
 
-from lightning.pytorch.utilities import rank_zero_only
+# The object Lightning marks with the process's rank (light to import: no torch).
+from lightning_utilities.core.rank_zero import rank_zero_only
 
 # Set by Lightning's launcher (LOCAL_RANK, NODE_RANK), torchrun (RANK, GROUP_RANK) and SLURM.
 _RANK_VARIABLES = ("RANK", "LOCAL_RANK", "NODE_RANK", "GROUP_RANK", "SLURM_PROCID")

@@ -17,8 +17,9 @@ from genlab.utils.atomic import creation_problem
 
 def evaluate_run(
     run_dir: str | Path | None = None, ckpt_path: str | None = None
-) -> dict[str, float]:
-    """Test metrics of a run's checkpoint (best by default); also written to eval_metrics.json.
+) -> tuple[dict[str, float], Path]:
+    """Test metrics of a run's checkpoint (best by default), and that checkpoint's path; both
+    written to eval_metrics.json.
 
     The same numbers as the test metrics recorded at the end of training: the same config,
     seed, precision and evaluators (FID/KID for GANs), on one device.
@@ -34,7 +35,8 @@ def evaluate_run(
     problem = creation_problem(run.path)
     if problem:  # before the test, which would run for nothing
         raise GenlabError(f"cannot write {run.path / RunDir.EVAL_METRICS}: {problem}")
-    model, datamodule, cfg = load_run(run.path, checkpoint)
+    tested = resolve_checkpoint(checkpoint, run).resolve()
+    model, datamodule, cfg = load_run(run.path, str(tested))
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True, verbose=False)
     trainer = L.Trainer(
@@ -49,5 +51,5 @@ def evaluate_run(
     )
     trainer.test(model, datamodule=datamodule, verbose=False)
     metrics = collect_metrics(trainer)
-    run.write_eval_metrics(metrics)
-    return metrics
+    run.write_eval_metrics(metrics, tested)
+    return metrics, tested

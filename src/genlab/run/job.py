@@ -9,6 +9,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from genlab.config.checks import quick_config_errors
 from genlab.config.compose import CONFIG_PATH
 from genlab.errors import GenlabError, RunInterrupted, user_errors_exit
 from genlab.run.console import (
@@ -17,7 +18,7 @@ from genlab.run.console import (
     quiet_known_warnings,
 )
 from genlab.run.resolvers import register_resolvers
-from genlab.run.training import run
+from genlab.run.run_dir import RunDir
 
 CONFIG_NAME = "train"
 
@@ -48,14 +49,27 @@ def _run(cfg: DictConfig) -> dict[str, float]:
     lightning_logs_to_run_log()
     try:
         if HydraConfig.get().mode == RunMode.MULTIRUN:
-            return run(cfg)
+            return _checked_run(cfg)
         with user_errors_exit():
-            return run(cfg)
+            return _checked_run(cfg)
     except KeyboardInterrupt:  # outside training: there is nothing to save
         print("genlab: interrupted by SIGINT", file=sys.stderr, flush=True)
         raise RunInterrupted(128 + signal.SIGINT.value) from None
     finally:
         forget_removed_log_files()
+
+
+def _checked_run(cfg: DictConfig) -> dict[str, float]:
+    """The run, once the config's quick checks pass: torch and Lightning are imported only then,
+    so that a config error answers at once."""
+    problems = quick_config_errors(cfg)
+    if problems:
+        if HydraConfig.get().mode != RunMode.MULTIRUN:  # a sweep records its failed jobs
+            RunDir(cfg.paths.output_dir).discard_if_unused()
+        raise GenlabError("\n".join(problems))
+    from genlab.run.training import run
+
+    return run(cfg)
 
 
 def train(overrides: list[str] | None = None) -> dict[str, float]:

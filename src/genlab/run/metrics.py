@@ -53,8 +53,39 @@ def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix.rstrip("/"): value}
 
 
+# Overrides that say where a run is, not what it is.
+_PLACES = ("run_dir", "ckpt_path", "overwrite", "hydra.", "paths.", "print_config")
+
+
+def hparams_of(cfg: DictConfig) -> dict[str, Any]:
+    """What tells runs apart: the config groups chosen, the seed, and each key the command line
+    set, with its resolved value (the whole config, mostly the same in every run, is in the run's
+    config.yaml)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    params: dict[str, Any] = {"seed": cfg.get("seed")}
+    if not HydraConfig.initialized():
+        return params
+    hydra = HydraConfig.get()
+    for group in ("experiment", "model", "data", "trainer", "accelerator"):
+        if hydra.runtime.choices.get(group):
+            params[group] = hydra.runtime.choices[group]
+    for override in hydra.overrides.task:
+        key = override.split("=", 1)[0].lstrip("+~")
+        if key.startswith(_PLACES) or key in params:
+            continue
+        value = OmegaConf.select(cfg, key, default=None)
+        params.update(
+            _flatten(OmegaConf.to_container(value, resolve=True), f"{key}/")
+            if isinstance(value, DictConfig)
+            else {key: value}
+        )
+    return {k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in params.items()}
+
+
 def log_hparams(trainer: L.Trainer, cfg: DictConfig, metrics: dict[str, float]) -> None:
-    """Fill TensorBoard's hparams tab: the whole config against the final val/test metrics.
+    """Fill TensorBoard's hparams tab: what tells this run apart (`hparams_of`) against its
+    final val/test metrics.
 
     The summary is written directly (not via `log_hyperparams`) so the metric curves do not get
     a duplicate point at step 0; the tab reads each metric's last logged scalar.
@@ -65,7 +96,7 @@ def log_hparams(trainer: L.Trainer, cfg: DictConfig, metrics: dict[str, float]) 
 
     shown = {k: v for k, v in metrics.items() if k.startswith(("train/", "val/", "test/"))}
     shown = {k: v for k, v in shown.items() if math.isfinite(v) and not k.endswith("_best")}
-    params = _flatten(OmegaConf.to_container(cfg, resolve=True))
+    params = hparams_of(cfg)
     for logger in trainer.loggers:
         if isinstance(logger, TensorBoardLogger):
             writer = logger.experiment._get_file_writer()

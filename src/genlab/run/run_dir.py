@@ -135,10 +135,11 @@ class RunDir:
         """One flat object, keys sorted, NaN/inf as null. A run that stopped early (`status`
         "interrupted" or "diverged") says so in a `status` key next to the metrics it reached;
         a finished run's file holds metrics only."""
-        self._write(self.METRICS, _metrics_json(metrics, status))
+        self._write(self.METRICS, _metrics_json(metrics, status=status))
 
-    def write_eval_metrics(self, metrics: dict[str, float]) -> None:
-        self._write(self.EVAL_METRICS, _metrics_json(metrics))
+    def write_eval_metrics(self, metrics: dict[str, float], checkpoint: Path) -> None:
+        """genlab-eval's test metrics, and the checkpoint they are of ("checkpoint")."""
+        self._write(self.EVAL_METRICS, _metrics_json(metrics, checkpoint=str(checkpoint)))
 
     def write_hydra_copy(self, cfg: DictConfig, hydra: DictConfig, overrides: list[str]) -> None:
         """`.hydra/`: the config as composed (interpolations kept), Hydra's own settings and
@@ -247,6 +248,18 @@ class RunDir:
         if log_file.is_file():  # open (appending) for this run already: emptied, not deleted
             log_file.write_text("")
 
+    def discard_failed_start(self) -> None:
+        """Remove a new run that failed before it saved a checkpoint (an error while building
+        its data or model, say): its files are genlab's, and nothing in them is worth keeping
+        (the error was printed). A run with a checkpoint is kept."""
+        if not is_rank_zero() or (self.checkpoints.is_dir() and any(self.checkpoints.iterdir())):
+            return
+        record = self.read_record() or {}
+        self.clear(self.claimed_files(record.get("files")))
+        for name in (self.RECORD, self.LOG):
+            (self.path / name).unlink(missing_ok=True)
+        self.discard_if_unused()
+
     def discard_if_unused(self) -> None:
         """Remove a folder Hydra made for a run that was refused: it is empty (a directory of
         an earlier run has more, and is kept)."""
@@ -286,10 +299,10 @@ def _gone(holder: dict[str, Any]) -> bool:
     return False
 
 
-def _metrics_json(metrics: dict[str, float], status: str | None = None) -> str:
+def _metrics_json(metrics: dict[str, float], **notes: str | None) -> str:
+    """Metrics sorted by name, non-finite values as null, then the notes that are set."""
     clean: dict[str, float | str | None] = {
         k: (v if math.isfinite(v) else None) for k, v in sorted(metrics.items())
     }
-    if status is not None:
-        clean["status"] = status
+    clean.update({k: v for k, v in notes.items() if v is not None})
     return json.dumps(clean, indent=2) + "\n"

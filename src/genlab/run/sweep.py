@@ -19,6 +19,7 @@ from omegaconf import DictConfig
 
 from genlab.config.machine import check_multirun
 from genlab.errors import user_errors_exit
+from genlab.run.console import headline_metric
 from genlab.run.distributed import is_rank_zero
 from genlab.run.run_dir import RunDir
 from genlab.utils.atomic import replace_atomically
@@ -93,6 +94,18 @@ def write_summary(sweep_dir: Path, metric: str | None = None, maximize: bool = F
     return md_path
 
 
+def _job_line(config: DictConfig, run_dir: RunDir) -> str:
+    """One line per finished job: its number, status, overrides, headline metric, time."""
+    record = run_dir.read_record() or {}
+    metrics = run_dir.read_metrics()
+    key = headline_metric(config, metrics)
+    shown = f"  {key} {metrics[key]:.6g}" if key else ""
+    wall = record.get("wall_time_s")
+    took = f"  ({wall:.0f} s)" if isinstance(wall, (int, float)) else ""
+    overrides = " ".join(config.hydra.overrides.task)
+    return f"job {config.hydra.job.num}: {record.get('status', 'failed')}  {overrides}{shown}{took}"
+
+
 def _direction_is_max(config: DictConfig) -> bool:
     direction = config.hydra.sweeper.get("direction", "minimize")
     if not isinstance(direction, str):  # multi-objective: sort by the first
@@ -111,6 +124,13 @@ class SweepSummary(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         with user_errors_exit():
             check_multirun(config.get("trainer"), config.hydra.launcher)
+        if "optuna" in str(config.hydra.sweeper.get("_target_", "")).lower():
+            import optuna
+
+            # Optuna's own handler prints colour codes even into files: its lines go through
+            # the sweep's logging instead, as plain lines.
+            optuna.logging.disable_default_handler()
+            optuna.logging.enable_propagation()
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
         if config.hydra.mode != RunMode.MULTIRUN or not is_rank_zero():
@@ -128,6 +148,7 @@ class SweepSummary(Callback):
         write_summary(
             Path(config.hydra.sweep.dir), config.get("optimized_metric"), _direction_is_max(config)
         )
+        print(_job_line(config, run_dir), flush=True)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)

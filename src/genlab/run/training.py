@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 import sys
 from typing import Any
@@ -10,6 +11,7 @@ import hydra
 import lightning as L
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
+from lightning.pytorch.callbacks import ModelSummary, ProgressBar
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
@@ -22,7 +24,7 @@ from genlab.config.compose import (
     instantiate_data,
     instantiate_model,
 )
-from genlab.config.machine import check_multirun
+from genlab.config.machine import check_multirun, cuda_devices, processes_per_run
 from genlab.data.abilities import HasVocabularies
 from genlab.errors import GenlabError, RunInterrupted, TrainingDiverged
 from genlab.models.abilities import LearnsVocabularies
@@ -32,12 +34,13 @@ from genlab.run.checkpoints import (
     checked_checkpoint,
     resolve_checkpoint,
 )
-from genlab.run.console import print_config_tree
+from genlab.run.console import headline_metric, print_config, print_results, quiet_lightning
 from genlab.run.distributed import is_rank_zero
 from genlab.run.loading import with_stated_pixel_range
 from genlab.run.metrics import collect_metrics, log_hparams, merge_metrics
 from genlab.run.record import RunRecord
 from genlab.run.run_dir import RunDir
+from genlab.run.threads import choose_threads
 
 
 def run(cfg: DictConfig) -> dict[str, float]:
@@ -66,17 +69,48 @@ def run(cfg: DictConfig) -> dict[str, float]:
             record.data["job_num"] = hydra_cfg.job.num
         if ckpt_path:
             record.data["resumed_from"] = ckpt_path
+        record.data["threads"] = _set_threads(cfg)
+        version = _tensorboard_version(earlier if ckpt_path else None, hydra_cfg, in_sweep)
+        if version:
+            record.data["tensorboard_version"] = version
         if not (run_dir.path / RunDir.HYDRA).exists() and hydra_cfg is not None:
             run_dir.write_hydra_copy(cfg, hydra_cfg, overrides)
-        print_config_tree(cfg)
+        print_config(cfg, "none" if in_sweep else cfg.get("print_config", "summary"), run_dir.path)
         run_dir.write_config(cfg)
         try:
-            metrics = _fit_and_test(cfg, run_dir, ckpt_path)
+            metrics = _fit_and_test(cfg, run_dir, ckpt_path, in_sweep, version)
         except BaseException as err:
             record.finish(_status_of(err), error=f"{type(err).__name__}: {err}")
+            if _status_of(err) == "failed" and not ckpt_path and not in_sweep:
+                run_dir.discard_failed_start()  # a new run that failed before it saved anything
             raise
         record.finish("completed")
+    if not in_sweep:
+        print_results(run_dir.path, metrics, headline_metric(cfg, metrics))
     return metrics
+
+
+def _tensorboard_version(earlier: dict[str, Any] | None, hydra_cfg: Any, in_sweep: bool) -> str:
+    """The folder under tensorboard/ of this run's events, the name TensorBoard shows for it:
+    a sweep's job is named by its overrides; a continued run (`earlier`: its record) keeps its
+    name; a single run uses tensorboard/ itself."""
+    if earlier and earlier.get("tensorboard_version"):
+        return earlier["tensorboard_version"]
+    if not in_sweep:
+        return ""
+    return f"{hydra_cfg.job.num}_{hydra_cfg.job.override_dirname}".replace("/", "_")
+
+
+def _set_threads(cfg: DictConfig) -> int:
+    """torch's CPU threads for this process of the run (genlab.run.threads)."""
+    import torch
+
+    trainer = OmegaConf.to_container(cfg.trainer, resolve=True)
+    nodes = int(trainer.get("num_nodes", 1) or 1)
+    processes = processes_per_run(trainer, cuda_devices()) // nodes  # on this machine
+    threads = choose_threads(cfg.get("threads", "auto"), processes)
+    torch.set_num_threads(threads)
+    return threads
 
 
 def _checked(cfg: DictConfig, run_dir: RunDir) -> str | None:
@@ -169,9 +203,33 @@ def build_data_and_model(cfg: DictConfig) -> tuple[L.LightningDataModule, L.Ligh
     return datamodule, model
 
 
-def _fit_and_test(cfg: DictConfig, run_dir: RunDir, ckpt_path: str | None) -> dict[str, float]:
+def _loggers(cfg: DictConfig, tensorboard_version: str) -> list[Any]:
+    """The configured loggers; TensorBoard's events go to `tensorboard/<tensorboard_version>/`
+    (a sweep's job: its overrides, the name TensorBoard shows for it)."""
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    loggers = []
+    for node in (cfg.get("logger") or {}).values():
+        if node is None:
+            continue
+        is_tensorboard = issubclass(hydra.utils.get_class(node._target_), TensorBoardLogger)
+        extra = {"version": tensorboard_version} if is_tensorboard and tensorboard_version else {}
+        loggers.append(hydra.utils.instantiate(node, **extra))
+    return loggers
+
+
+def _fit_and_test(
+    cfg: DictConfig,
+    run_dir: RunDir,
+    ckpt_path: str | None,
+    quiet: bool = False,
+    tensorboard_version: str = "",
+) -> dict[str, float]:
+    """`quiet` (a sweep's job): no progress bar, model summary or metrics table, and only
+    Lightning's warnings; the sweep prints a line per job."""
+    quiet_lightning(logging.WARNING if quiet else logging.INFO)
     if cfg.seed is not None:
-        L.seed_everything(cfg.seed, workers=True)
+        L.seed_everything(cfg.seed, workers=True, verbose=not quiet)
     datamodule, model = build_data_and_model(cfg)
     if ckpt_path:
         check_checkpoint_fits(model, cfg.ckpt_path, ckpt_path)
@@ -184,10 +242,14 @@ def _fit_and_test(cfg: DictConfig, run_dir: RunDir, ckpt_path: str | None) -> di
     if strategy != cfg.trainer.get("strategy", "auto"):
         extra["strategy"] = strategy
     callbacks = [*instantiate_all(cfg.get("callbacks")), *evaluation_callbacks(cfg.model)]
+    if quiet:
+        # Lightning's base classes: with these flags off it refuses a bar or summary of any kind.
+        callbacks = [c for c in callbacks if not isinstance(c, (ProgressBar, ModelSummary))]
+        extra.update(enable_progress_bar=False, enable_model_summary=False)
     trainer: L.Trainer = hydra.utils.instantiate(
         cfg.trainer,
         callbacks=[*callbacks, safe_stop],
-        logger=instantiate_all(cfg.get("logger")) or False,
+        logger=_loggers(cfg, tensorboard_version) or False,
         **extra,
     )
 
@@ -201,7 +263,13 @@ def _fit_and_test(cfg: DictConfig, run_dir: RunDir, ckpt_path: str | None) -> di
             run_dir.write_metrics(metrics)
         if cfg.test:
             test_ckpt = _checkpoint_to_test(trainer, cfg, ckpt_path)
-            trainer.test(model, datamodule=datamodule, ckpt_path=test_ckpt, weights_only=True)
+            trainer.test(
+                model,
+                datamodule=datamodule,
+                ckpt_path=test_ckpt,
+                weights_only=True,
+                verbose=not quiet,
+            )
             metrics = merge_metrics(metrics, collect_metrics(trainer))
             run_dir.write_metrics(metrics)
     except BaseException as err:

@@ -46,6 +46,10 @@ class Vocabulary:
     def __len__(self) -> int:
         return len(self.tokens)
 
+    def unknown(self, text: str) -> list[str]:
+        """The tokens of `text` that are not in the vocabulary (they encode as <unk>)."""
+        return [t for t in self.split(text, self.level) if t not in self.ids]
+
     def encode(self, text: str) -> list[int]:
         """Ids of the text's tokens, then <eos>."""
         return [self.ids.get(t, self.unk_id) for t in self.split(text, self.level)] + [self.eos_id]
