@@ -59,16 +59,18 @@ def main() -> None:
     try:
         for round_ in range(args.rounds):
             busy = None
-            for name, threads, needs_busy in cases:
-                if needs_busy and busy is None:
-                    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
-                    time.sleep(2)  # let the scheduler see it
-                seconds, used = run(root / f"{round_}-{len(times[name])}-{threads}", threads)
-                times[name].append(seconds)
-                print(f"round {round_ + 1}: {name}: {seconds:.2f} s on {used} thread(s)")
-            if busy is not None:
-                busy.kill()
-                busy.wait()
+            try:
+                for case, (name, threads, needs_busy) in enumerate(cases):
+                    if needs_busy and busy is None:
+                        busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+                        time.sleep(2)  # let the scheduler see it
+                    seconds, used = run(root / f"round{round_}-case{case}", threads)
+                    times[name].append(seconds)
+                    print(f"round {round_ + 1}: {name}: {seconds:.2f} s on {used} thread(s)")
+            finally:
+                if busy is not None:
+                    busy.kill()
+                    busy.wait()
     finally:
         shutil.rmtree(root, ignore_errors=True)
     idle = statistics.median(times[cases[0][0]])
