@@ -6,8 +6,11 @@ batch 128, 10 epochs on 55k images with a validation pass on 5k each epoch, then
 The plain loop slices in-memory tensors, as fast as PyTorch gets without a framework.
 
     python scripts/bench_vae.py [--epochs 10] [--repeats 1]
+    python scripts/bench_vae.py --loggers [--epochs 10] [--repeats 3]
 
 Prints each one's wall time, seconds per epoch and test loss, and the genlab/plain ratios.
+With --loggers: genlab-train with logger=tensorboard against logger=mlflow (a local SQLite
+store, shared by the MLflow runs as it would be by a user's), alternated, and their ratios.
 """
 
 from __future__ import annotations
@@ -111,23 +114,23 @@ def run_plain(epochs: int) -> dict:
     }
 
 
-def run_genlab(epochs: int) -> dict:
-    run_dir = Path(tempfile.mkdtemp(prefix="bench_vae_"))
+def run_genlab(epochs: int, logger: str = "tensorboard", log_dir: Path | None = None) -> dict:
+    log_dir = log_dir or Path(tempfile.mkdtemp(prefix="bench_vae_"))
+    run_dir = Path(tempfile.mkdtemp(prefix="run_", dir=log_dir))
     command = [
         str(Path(sys.executable).with_name("genlab-train")),
         "experiment=vae_fashion_mnist",
         f"trainer.max_epochs={epochs}",
+        f"logger={logger}",
+        f"paths.log_dir={log_dir}",
         f"hydra.run.dir={run_dir}",
     ]
     start = time.perf_counter()
     subprocess.run(command, check=True, capture_output=True, text=True)
     wall = time.perf_counter() - start
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    return {
-        "wall_s": wall,
-        "epoch_s": _mean_epoch_time(run_dir),
-        "test_loss": metrics["test/loss"],
-    }
+    epoch_s = _mean_epoch_time_mlflow(run_dir) if logger == "mlflow" else _mean_epoch_time(run_dir)
+    return {"wall_s": wall, "epoch_s": epoch_s, "test_loss": metrics["test/loss"]}
 
 
 def _mean_epoch_time(run_dir: Path) -> float:
@@ -139,12 +142,53 @@ def _mean_epoch_time(run_dir: Path) -> float:
     return statistics.mean(e.value for e in events.Scalars("time/epoch_s"))
 
 
+def _mean_epoch_time_mlflow(run_dir: Path) -> float:
+    """The same timings, read back from the run's MLflow store."""
+    from mlflow.tracking import MlflowClient
+
+    tracker = json.loads((run_dir / "run.json").read_text())["trackers"]["mlflow"]
+    client = MlflowClient(tracker["tracking_uri"])
+    history = client.get_metric_history(tracker["run_id"], "time/epoch_s")
+    return statistics.mean(m.value for m in history)
+
+
+def _print_medians(runs: dict[str, list[dict]], title: str) -> dict[str, dict[str, float]]:
+    med = {
+        name: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for name, rs in runs.items()
+    }
+    print(title)
+    print(f"{'':24}{'wall s':>10}{'s/epoch':>10}{'test loss':>12}")
+    for name, m in med.items():
+        print(f"{name:24}{m['wall_s']:10.1f}{m['epoch_s']:10.2f}{m['test_loss']:12.2f}")
+    for name, rs in runs.items():
+        walls = ", ".join(f"{r['wall_s']:.1f}" for r in rs)
+        print(f"  {name} wall s per run: {walls}")
+    return med
+
+
+def compare_loggers(epochs: int, repeats: int) -> None:
+    """genlab-train with TensorBoard against MLflow, alternated."""
+    store = Path(tempfile.mkdtemp(prefix="bench_vae_mlflow_"))
+    runs: dict[str, list[dict]] = {"logger=tensorboard": [], "logger=mlflow": []}
+    for _ in range(repeats):
+        runs["logger=tensorboard"].append(run_genlab(epochs, "tensorboard"))
+        runs["logger=mlflow"].append(run_genlab(epochs, "mlflow", store))
+    title = f"genlab-train VAE on Fashion-MNIST, {epochs} epochs, medians of {repeats} run(s)"
+    med = _print_medians(runs, title)
+    tensorboard, mlflow = med["logger=tensorboard"], med["logger=mlflow"]
+    print(
+        f"ratio mlflow/tensorboard: wall {mlflow['wall_s'] / tensorboard['wall_s']:.3f}, "
+        f"s/epoch {mlflow['epoch_s'] / tensorboard['epoch_s']:.3f}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=1, help="alternate runs; report medians")
+    parser.add_argument("--loggers", action="store_true", help="TensorBoard against MLflow")
     parser.add_argument("--plain", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.plain:
@@ -155,24 +199,19 @@ def main() -> None:
             f"bench_vae: no Fashion-MNIST in {FASHION_DIR}: apt-get install dataset-fashion-mnist"
         )
 
+    if args.loggers:
+        compare_loggers(args.epochs, args.repeats)
+        return
+
     runs: dict[str, list[dict]] = {"plain PyTorch": [], "genlab-train": []}
     for _ in range(args.repeats):
         runs["plain PyTorch"].append(run_plain(args.epochs))
         runs["genlab-train"].append(run_genlab(args.epochs))
-    med = {
-        name: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for name, rs in runs.items()
-    }
-
-    print(
+    title = (
         f"VAE 784-400-20 on Fashion-MNIST, {args.epochs} epochs, batch 128, "
         f"medians of {args.repeats} run(s) each"
     )
-    print(f"{'':16}{'wall s':>10}{'s/epoch':>10}{'test loss':>12}")
-    for name, m in med.items():
-        print(f"{name:16}{m['wall_s']:10.1f}{m['epoch_s']:10.2f}{m['test_loss']:12.2f}")
-    for name, rs in runs.items():
-        walls = ", ".join(f"{r['wall_s']:.1f}" for r in rs)
-        print(f"  {name} wall s per run: {walls}")
+    med = _print_medians(runs, title)
     plain, genlab = med["plain PyTorch"], med["genlab-train"]
     print(
         f"ratio genlab/plain: wall {genlab['wall_s'] / plain['wall_s']:.3f}, "

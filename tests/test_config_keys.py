@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from genlab.config.checks import config_errors
 from genlab.config.rules import RULES, show
+from genlab.run.resolvers import register_resolvers
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 # What each group option needs beside it to make a config that can be built.
@@ -65,6 +66,7 @@ def leaves(node: DictConfig, prefix: str = ""):
 @pytest.fixture(scope="module")
 def composed(tmp_path_factory) -> dict[str, DictConfig]:
     """Each group option's config, every key of which passes its checks as composed."""
+    register_resolvers()  # as the entry points do before Hydra composes
     GlobalHydra.instance().clear()
     configs = {}
     with initialize_config_module(config_module="genlab.conf", version_base="1.3"):

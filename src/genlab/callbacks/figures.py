@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from genlab.models.attention_maps import AttentionMap
 
 
@@ -31,3 +33,12 @@ def plot_attention(attention: AttentionMap):
             ax.set_yticks(range(n_queries), queries, fontsize=font)
     figure.suptitle(attention.title)
     return figure
+
+
+def figure_pixels(figure) -> np.ndarray:
+    """A matplotlib Figure rendered as an RGB image (height x width x 3, uint8)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[..., :3].copy()

@@ -1,17 +1,17 @@
-"""TensorBoard image summaries each validation epoch: reconstructions, samples, latent map."""
+"""Image grids each validation epoch, to every logger: reconstructions, samples, latent map."""
 
 from __future__ import annotations
 
 import lightning as L
 import torch
 
-from genlab.callbacks.tensorboard import logging_step, tensorboard_logger
+from genlab.loggers.registry import logging_step, media_adapters
 from genlab.models.abilities import DecodesLatents, ImageModel, Reconstructs, SamplesImages
 from genlab.utils.pixels import to_unit_range
 
 
 def _enlarge(images: torch.Tensor, min_size: int = 32) -> torch.Tensor:
-    """Nearest-neighbour upscale of tiny images (8x8 digits) so TensorBoard shows them legibly."""
+    """Nearest-neighbour upscale of tiny images (8x8 digits) so the loggers show them legibly."""
     factor = -(-min_size // images.shape[-1])
     if factor <= 1:
         return images
@@ -37,8 +37,8 @@ class ImageGrids(L.Callback):
         self._inputs: torch.Tensor | None = None
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        logger = tensorboard_logger(trainer)
-        if logger is None or not isinstance(pl_module, ImageModel):
+        adapters = media_adapters(trainer)
+        if not adapters or not isinstance(pl_module, ImageModel):
             return
         from torchvision.utils import make_grid
 
@@ -50,7 +50,9 @@ class ImageGrids(L.Callback):
                 images = to_unit_range(images.cpu(), pl_module.value_range).clamp(0, 1)
                 images = _enlarge(images)
                 grid = make_grid(images, nrow=nrow, pad_value=1.0)
-                logger.experiment.add_image(f"images/{tag}", grid, step)
+                pixels = grid.mul(255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+                for adapter in adapters:
+                    adapter.log_image(f"images/{tag}", pixels, step)
 
     def _grids(self, trainer: L.Trainer, pl_module: L.LightningModule):
         if isinstance(pl_module, Reconstructs):

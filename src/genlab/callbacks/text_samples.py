@@ -1,10 +1,11 @@
-"""TensorBoard text each validation epoch: a language model's continuations of fixed prompts."""
+"""Text samples each validation epoch, to every logger: a language model's continuations of
+fixed prompts."""
 
 from __future__ import annotations
 
 import lightning as L
 
-from genlab.callbacks.tensorboard import logging_step, tensorboard_logger
+from genlab.loggers.registry import logging_step, media_adapters
 from genlab.models.abilities import GeneratesText
 
 
@@ -12,8 +13,8 @@ class TextSamples(L.Callback):
     """For language models (`GeneratesText`): one sampled continuation of each sample prompt."""
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        logger = tensorboard_logger(trainer)
-        if logger is None or not isinstance(pl_module, GeneratesText):
+        adapters = media_adapters(trainer)
+        if not adapters or not isinstance(pl_module, GeneratesText):
             return
         prompts = pl_module.sample_prompts
         if not prompts:
@@ -27,5 +28,6 @@ class TextSamples(L.Callback):
             top_k=40,
             temperature=0.8,
         )
-        for i, (prompt, text) in enumerate(zip(prompts, texts, strict=True)):
-            logger.experiment.add_text(f"samples/{i}", f"**{prompt}**{text}", logging_step(trainer))
+        rows = list(zip(prompts, texts, strict=True))
+        for adapter in adapters:
+            adapter.log_texts("samples", rows, logging_step(trainer))

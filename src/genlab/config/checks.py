@@ -2,9 +2,10 @@
 key, its value and what is allowed.
 
 `quick_config_errors` answers at once, without importing torch or Lightning: values that are
-missing or do not resolve, classes the config may not build (`genlab.config.targets`), every
-value against the rule of its name (`genlab.config.rules`), keys the configured classes do not
-take and data of another kind than the model's (both read from the classes' source,
+missing or do not resolve, classes the config may not build (`genlab.config.targets`), loggers
+whose package is not installed, every value against the rule of its name
+(`genlab.config.rules`), keys the configured classes do not take and data of another kind than
+the model's (both read from the classes' source,
 `genlab.config.classes`), the trainer against this machine (`genlab.config.machine`) and the
 data's pixel range against the model's. `config_errors` then imports the configured model and
 datamodule classes and adds what they say of their own config (their `config_problems`). The
@@ -14,6 +15,7 @@ run directory and the checkpoint to load are checked by `genlab.run`, which know
 from __future__ import annotations
 
 import difflib
+import importlib.util
 from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
@@ -31,6 +33,8 @@ _DATA_OPTIONS = {
     "token blocks": "data=text",
     "sentence pairs": "data=translation",
 }
+# Lightning's loggers that need a package of one of genlab's extras: (package, extra).
+_LOGGER_PACKAGES = {"MLFlowLogger": ("mlflow", "mlflow"), "WandbLogger": ("wandb", "wandb")}
 # Hydra's own keys of a node it instantiates, which are no arguments of the class.
 _HYDRA_KEYS = {"_target_", "_partial_", "_args_", "_convert_", "_recursive_"}
 
@@ -59,6 +63,7 @@ def quick_config_errors(cfg: DictConfig) -> list[str]:
         if value == "???"
     ]
     errors += target_errors(tree)
+    errors += missing_package_errors(tree)
     errors += unknown_key_errors(tree)
     errors += rule_errors(tree, skip=_interpolated(cfg))
     if errors:  # the checks below assume well-typed values
@@ -86,6 +91,30 @@ def class_errors(tree: dict[str, Any]) -> list[str]:
         if isinstance(cls, type) and issubclass(cls, base):
             errors += cls.config_problems(tree)
     return errors
+
+
+def missing_package_errors(tree: dict[str, Any]) -> list[str]:
+    """Loggers whose package is not installed, with the command that installs it."""
+    errors = []
+    loggers = tree.get("logger")
+    for name, node in (loggers if isinstance(loggers, dict) else {}).items():
+        target = node.get("_target_") if isinstance(node, dict) else None
+        if not isinstance(target, str) or not target.startswith("lightning.pytorch.loggers."):
+            continue
+        package, extra = _LOGGER_PACKAGES.get(target.rsplit(".", 1)[-1], (None, None))
+        if package and not _installed(package):
+            errors.append(
+                f"logger.{name} needs the {package} package, which is not installed: "
+                f"pip install 'genlab[{extra}]'"
+            )
+    return errors
+
+
+def _installed(package: str) -> bool:
+    try:
+        return importlib.util.find_spec(package) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def unknown_key_errors(tree: dict[str, Any]) -> list[str]:

@@ -8,6 +8,7 @@ soon as it uses the common names.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -97,6 +98,13 @@ NUMBER_PAIR = Rule(
     lambda v: isinstance(v, list) and len(v) == 2 and all(_is_number(x) and 0 <= x < 1 for x in v),
 )
 TEXTS = Rule("a list of non-empty texts", lambda v: isinstance(v, list) and all(map(_is_text, v)))
+# What MLflow and W&B both take as a tag.
+_TAG = re.compile(r"[A-Za-z0-9_.\-/ ]{1,64}")
+TAGS = Rule(
+    "a list of tags of letters, digits, _ . - / and spaces, at most 64 characters each, "
+    "e.g. tags=[baseline,fashion]",
+    lambda v: isinstance(v, list) and all(isinstance(t, str) and _TAG.fullmatch(t) for t in v),
+)
 
 RULES: dict[str, Rule] = {
     # data
@@ -190,6 +198,16 @@ RULES: dict[str, Rule] = {
     ),
     "default_hp_metric": BOOLEAN,
     "logger": OFF_OR_CONFIG,
+    "tracking_uri": Rule(
+        "a tracking address: sqlite:///<file>, file:<folder>, http(s)://host:port",
+        lambda v: _is_text(v) and ":" in v,
+    ),
+    "experiment_name": TEXT.or_null(),
+    "artifact_location": TEXT.or_null(),
+    "log_model": Rule("true, false or all", lambda v: isinstance(v, bool) or v == "all"),
+    "project": TEXT,
+    "group": TEXT.or_null(),
+    "offline": Rule("auto, true or false", lambda v: isinstance(v, bool) or v == "auto"),
     # trainer and run
     "max_epochs": LIMIT.or_null(),
     "min_epochs": NON_NEGATIVE_INT.or_null(),
@@ -227,6 +245,7 @@ RULES: dict[str, Rule] = {
     "log_dir": TEXT,
     "output_dir": TEXT,
     "name": TEXT,
+    "tags": TAGS,
     "seed": SEED.or_null(),
     "print_config": one_of("summary", "full", "none"),
     "threads": Rule("auto or a positive integer", lambda v: v == "auto" or (is_int(v) and v > 0)),

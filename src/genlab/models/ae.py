@@ -33,7 +33,7 @@ class Autoencoder(GenlabModule):
         scheduler: SchedulerFactory | None = None,
     ):
         super().__init__(optimizer, scheduler)
-        self.save_hyperparameters(ignore=["optimizer", "scheduler"])
+        self.save_hyperparameters(ignore=["optimizer", "scheduler"], logger=False)
         self.input_shape = tuple(input_shape)
         self.value_range = pixel_range(value_range)
         self.latent_dim = latent_dim

@@ -25,7 +25,7 @@ class Classifier(GenlabModule):
         scheduler: SchedulerFactory | None = None,
     ):
         super().__init__(optimizer, scheduler)
-        self.save_hyperparameters(ignore=["optimizer", "scheduler"])
+        self.save_hyperparameters(ignore=["optimizer", "scheduler"], logger=False)
         self.input_shape = tuple(input_shape)
         self.value_range = pixel_range(value_range)
         self.net = LeNet(self.input_shape[0], num_classes, feature_dim)

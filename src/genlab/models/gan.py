@@ -63,7 +63,9 @@ class GAN(GenlabModule):
         discriminator_optimizer: OptimizerFactory | None = None,
     ):
         super().__init__()
-        self.save_hyperparameters(ignore=["generator_optimizer", "discriminator_optimizer"])
+        self.save_hyperparameters(
+            ignore=["generator_optimizer", "discriminator_optimizer"], logger=False
+        )
         self.automatic_optimization = False
         self.input_shape = tuple(input_shape)
         self.value_range = pixel_range(value_range)

@@ -48,7 +48,7 @@ class GPT2(GenlabModule):
         optimizer: OptimizerFactory | None = None,
     ):
         super().__init__(optimizer or _DEFAULT_OPTIMIZER)
-        self.save_hyperparameters(ignore=["optimizer"])
+        self.save_hyperparameters(ignore=["optimizer"], logger=False)
         self.pretrained = pretrained
         self.tokenizer = gpt2_tokenizer(pretrained, trust_remote_code)
         self.model = self._build(

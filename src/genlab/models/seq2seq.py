@@ -69,7 +69,7 @@ class Seq2Seq(GenlabModule):
         optimizer: OptimizerFactory | None = None,
     ):
         super().__init__(optimizer or _DEFAULT_OPTIMIZER)
-        self.save_hyperparameters(ignore=["optimizer"])
+        self.save_hyperparameters(ignore=["optimizer"], logger=False)
         self.pretrained = pretrained
         self.label_smoothing = label_smoothing
         self.weight_decay, self.warmup_steps, self.min_lr_ratio = (

@@ -1,13 +1,12 @@
-"""Final metrics of a run: collected from the trainer, merged across segments of a continued run,
-shown in TensorBoard's hparams tab (RunDir writes them to metrics.json)."""
+"""Final metrics of a run: collected from the trainer, merged across segments of a continued run
+(RunDir writes them to metrics.json); and what tells a run apart, shown beside them by the
+trackers (TensorBoard's HPARAMS tab)."""
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import lightning as L
-from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 
 
@@ -58,12 +57,14 @@ _PLACES = ("run_dir", "ckpt_path", "overwrite", "hydra.", "paths.", "print_confi
 
 
 def hparams_of(cfg: DictConfig) -> dict[str, Any]:
-    """What tells runs apart: the config groups chosen, the seed, and each key the command line
-    set, with its resolved value (the whole config, mostly the same in every run, is in the run's
-    config.yaml)."""
+    """What tells runs apart: the config groups chosen, the seed, the tags, and each key the
+    command line set, with its resolved value (the whole config, mostly the same in every run,
+    is in the run's config.yaml)."""
     from hydra.core.hydra_config import HydraConfig
 
     params: dict[str, Any] = {"seed": cfg.get("seed")}
+    if cfg.get("tags"):
+        params["tags"] = ",".join(cfg.tags)
     if not HydraConfig.initialized():
         return params
     hydra = HydraConfig.get()
@@ -81,25 +82,3 @@ def hparams_of(cfg: DictConfig) -> dict[str, Any]:
             else {key: value}
         )
     return {k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in params.items()}
-
-
-def log_hparams(trainer: L.Trainer, cfg: DictConfig, metrics: dict[str, float]) -> None:
-    """Fill TensorBoard's hparams tab: what tells this run apart (`hparams_of`) against its
-    final val/test metrics.
-
-    The summary is written directly (not via `log_hyperparams`) so the metric curves do not get
-    a duplicate point at step 0; the tab reads each metric's last logged scalar.
-    """
-    if not trainer.is_global_zero:
-        return
-    from torch.utils.tensorboard.summary import hparams
-
-    shown = {k: v for k, v in metrics.items() if k.startswith(("train/", "val/", "test/"))}
-    shown = {k: v for k, v in shown.items() if math.isfinite(v) and not k.endswith("_best")}
-    params = hparams_of(cfg)
-    for logger in trainer.loggers:
-        if isinstance(logger, TensorBoardLogger):
-            writer = logger.experiment._get_file_writer()
-            for summary in hparams(params, shown):
-                writer.add_summary(summary)
-            writer.flush()

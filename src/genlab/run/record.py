@@ -88,6 +88,7 @@ class RunRecord:
             "files": run_dir.claimed_files(earlier.get("files") if earlier else []),
             "command": sys.argv,
             "overrides": overrides,
+            "tags": list(cfg.get("tags") or []),
             "seed": cfg.get("seed"),
             "run_dir": str(run_dir.path.resolve()),
             "git": _git_state(_SOURCE_DIR),

@@ -32,7 +32,8 @@ from genlab.utils.atomic import replace_atomically
 class RunDir:
     """`config.yaml` (the resolved config), `run.json` (the run record), `metrics.json` (final
     metrics), `eval_metrics.json` (genlab-eval's), `checkpoints/` (best.ckpt, last.ckpt),
-    `train.log`, and what loggers and tools add (`tensorboard/`, `csv/`, `samples.png`)."""
+    `train.log`, and what loggers and tools add (`tensorboard/`, `csv/`, `mlflow/`, `wandb/`,
+    `samples.png`)."""
 
     CONFIG = "config.yaml"
     RECORD = "run.json"
@@ -44,12 +45,15 @@ class RunDir:
     LOCK = ".genlab.lock"  # held while a process works here: its PID, host and start
     SAMPLES = "samples.png"
     ATTENTION = "attention.png"
-    # What a run and the tools may create here (loggers: tensorboard/, csv/). A run claims those
-    # that do not exist when it starts, in its record's "files"; replacing the run deletes them.
+    # What a run and the tools may create here (loggers: tensorboard/ ... wandb/). A run claims
+    # those that do not exist when it starts, in its record's "files"; replacing the run deletes
+    # them.
     OUTPUTS = (
         CHECKPOINTS,
         "tensorboard",
         "csv",
+        "mlflow",
+        "wandb",
         CONFIG,
         RECORD,
         METRICS,
@@ -248,17 +252,18 @@ class RunDir:
         if log_file.is_file():  # open (appending) for this run already: emptied, not deleted
             log_file.write_text("")
 
-    def discard_failed_start(self) -> None:
+    def discard_failed_start(self) -> bool:
         """Remove a new run that failed before it saved a checkpoint (an error while building
         its data or model, say): its files are genlab's, and nothing in them is worth keeping
-        (the error was printed). A run with a checkpoint is kept."""
+        (the error was printed). A run with a checkpoint is kept. True when it was removed."""
         if not is_rank_zero() or (self.checkpoints.is_dir() and any(self.checkpoints.iterdir())):
-            return
+            return False
         record = self.read_record() or {}
         self.clear(self.claimed_files(record.get("files")))
         for name in (self.RECORD, self.LOG):
             (self.path / name).unlink(missing_ok=True)
         self.discard_if_unused()
+        return True
 
     def discard_if_unused(self) -> None:
         """Remove a folder Hydra made for a run that was refused: it is empty (a directory of

@@ -24,7 +24,7 @@ from genlab.run.distributed import is_rank_zero
 from genlab.run.run_dir import RunDir
 from genlab.utils.atomic import replace_atomically
 
-_FIXED = ["job", "status", "overrides", "wall_time_s"]
+_FIXED = ["job", "status", "overrides", "tags", "wall_time_s"]
 
 
 def _rows(sweep_dir: Path) -> list[dict[str, Any]]:
@@ -39,6 +39,7 @@ def _rows(sweep_dir: Path) -> list[dict[str, Any]]:
                 "job": record.get("job_num", run_dir.path.name),
                 "status": record.get("status", "unknown"),
                 "overrides": " ".join(record.get("overrides", [])),
+                "tags": " ".join(record.get("tags", [])),
                 "wall_time_s": record.get("wall_time_s"),
                 **metrics,
                 "run_dir": str(run_dir.path),

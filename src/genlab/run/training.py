@@ -37,10 +37,18 @@ from genlab.run.checkpoints import (
 from genlab.run.console import headline_metric, print_config, print_results, quiet_lightning
 from genlab.run.distributed import is_rank_zero
 from genlab.run.loading import with_stated_pixel_range
-from genlab.run.metrics import collect_metrics, log_hparams, merge_metrics
+from genlab.run.metrics import collect_metrics, merge_metrics
 from genlab.run.record import RunRecord
 from genlab.run.run_dir import RunDir
 from genlab.run.threads import choose_threads
+from genlab.run.trackers import (
+    build_loggers,
+    close_tracking,
+    finish_tracking,
+    start_tracking,
+    tracked_run,
+    tracker_problems,
+)
 
 
 def run(cfg: DictConfig) -> dict[str, float]:
@@ -70,35 +78,37 @@ def run(cfg: DictConfig) -> dict[str, float]:
         if ckpt_path:
             record.data["resumed_from"] = ckpt_path
         record.data["threads"] = _set_threads(cfg)
-        version = _tensorboard_version(earlier if ckpt_path else None, hydra_cfg, in_sweep)
-        if version:
-            record.data["tensorboard_version"] = version
+        tracked = tracked_run(cfg, run_dir, hydra_cfg, in_sweep, earlier if ckpt_path else None)
         if not (run_dir.path / RunDir.HYDRA).exists() and hydra_cfg is not None:
             run_dir.write_hydra_copy(cfg, hydra_cfg, overrides)
         print_config(cfg, "none" if in_sweep else cfg.get("print_config", "summary"), run_dir.path)
         run_dir.write_config(cfg)
+        loggers: list[Any] = []
+        status = "failed"
         try:
-            metrics = _fit_and_test(cfg, run_dir, ckpt_path, in_sweep, version)
-        except BaseException as err:
-            record.finish(_status_of(err), error=f"{type(err).__name__}: {err}")
-            if _status_of(err) == "failed" and not ckpt_path and not in_sweep:
-                run_dir.discard_failed_start()  # a new run that failed before it saved anything
-            raise
-        record.finish("completed")
+            try:
+                loggers = build_loggers(cfg, tracked)
+                if is_rank_zero():
+                    record.data["trackers"] = start_tracking(loggers, cfg, tracked)
+                    record.write()
+                metrics = _fit_and_test(cfg, run_dir, ckpt_path, loggers, quiet=in_sweep)
+            except BaseException as err:
+                status = _status_of(err)
+                record.finish(status, error=f"{type(err).__name__}: {err}")
+                # A new run that failed before it saved anything leaves nothing behind.
+                if status == "failed" and not ckpt_path and not in_sweep:
+                    status = "discarded" if run_dir.discard_failed_start() else status
+                raise
+            status = "completed"
+            record.finish(status)
+            if is_rank_zero():
+                finish_tracking(loggers, cfg, metrics, run_dir)
+        finally:
+            if is_rank_zero():
+                close_tracking(loggers, status)
     if not in_sweep:
         print_results(run_dir.path, metrics, headline_metric(cfg, metrics))
     return metrics
-
-
-def _tensorboard_version(earlier: dict[str, Any] | None, hydra_cfg: Any, in_sweep: bool) -> str:
-    """The folder under tensorboard/ of this run's events, the name TensorBoard shows for it:
-    a sweep's job is named by its overrides; a continued run (`earlier`: its record) keeps its
-    name; a single run uses tensorboard/ itself."""
-    if earlier and earlier.get("tensorboard_version"):
-        return earlier["tensorboard_version"]
-    if not in_sweep:
-        return ""
-    return f"{hydra_cfg.job.num}_{hydra_cfg.job.override_dirname}".replace("/", "_")
 
 
 def _set_threads(cfg: DictConfig) -> int:
@@ -119,6 +129,7 @@ def _checked(cfg: DictConfig, run_dir: RunDir) -> str | None:
     errors = config_errors(cfg)
     if errors:  # the checks below assume a well-formed config
         raise GenlabError("\n".join(errors))
+    errors += tracker_problems(cfg)
     ckpt_path = cfg.get("ckpt_path")
     if is_rank_zero():  # other ranks would find rank 0's fresh run.json
         problem = run_dir.ownership_problem(bool(ckpt_path), bool(cfg.get("overwrite")))
@@ -203,27 +214,12 @@ def build_data_and_model(cfg: DictConfig) -> tuple[L.LightningDataModule, L.Ligh
     return datamodule, model
 
 
-def _loggers(cfg: DictConfig, tensorboard_version: str) -> list[Any]:
-    """The configured loggers; TensorBoard's events go to `tensorboard/<tensorboard_version>/`
-    (a sweep's job: its overrides, the name TensorBoard shows for it)."""
-    from lightning.pytorch.loggers import TensorBoardLogger
-
-    loggers = []
-    for node in (cfg.get("logger") or {}).values():
-        if node is None:
-            continue
-        is_tensorboard = issubclass(hydra.utils.get_class(node._target_), TensorBoardLogger)
-        extra = {"version": tensorboard_version} if is_tensorboard and tensorboard_version else {}
-        loggers.append(hydra.utils.instantiate(node, **extra))
-    return loggers
-
-
 def _fit_and_test(
     cfg: DictConfig,
     run_dir: RunDir,
     ckpt_path: str | None,
+    loggers: list[Any],
     quiet: bool = False,
-    tensorboard_version: str = "",
 ) -> dict[str, float]:
     """`quiet` (a sweep's job): no progress bar, model summary or metrics table, and only
     Lightning's warnings; the sweep prints a line per job."""
@@ -249,7 +245,7 @@ def _fit_and_test(
     trainer: L.Trainer = hydra.utils.instantiate(
         cfg.trainer,
         callbacks=[*callbacks, safe_stop],
-        logger=_loggers(cfg, tensorboard_version) or False,
+        logger=loggers or False,
         **extra,
     )
 
@@ -283,7 +279,6 @@ def _fit_and_test(
         if interrupted:
             raise _interrupted(trainer, safe_stop, run_dir) from err
         raise
-    log_hparams(trainer, cfg, metrics)
     return metrics
 
 
