@@ -68,7 +68,9 @@ def test_mlflow_store_holds_params_metrics_tags_and_artifacts(train_cli, tmp_pat
     assert "database tables" not in console and "Creating it" not in console
     client, run = mlflow_run(run_dir)
     assert run.info.status == "FINISHED" and run.info.run_name == "alone"
-    assert client.get_experiment(run.info.experiment_id).name == "vae_digits"
+    experiment = client.get_experiment(run.info.experiment_id)
+    assert experiment.name == "vae_digits"
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"  # not GenAI
     assert str(outputs / "mlflow.db") in client.tracking_uri
 
     # Params: the whole resolved config, flattened with dots.
@@ -224,12 +226,13 @@ def test_a_sweep_is_one_mlflow_experiment_with_a_run_per_job(train_cli, tmp_path
     assert summary[0].startswith("job,status,overrides,tags,") and ",grid," in summary[1]
 
 
-def test_a_resumed_run_continues_its_mlflow_run(train_cli, tmp_path):
-    run_dir = tmp_path / "outputs" / "run"
+def test_a_moved_run_continues_its_mlflow_run_with_its_artifacts(train_cli, tmp_path):
+    first_place = tmp_path / "outputs" / "run"
     common = ["logger=mlflow", f"paths.log_dir={tmp_path / 'outputs'}"]
-    first = train_cli(*common, "trainer.max_epochs=2", f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    first = train_cli(*common, "trainer.max_epochs=2", f"hydra.run.dir={first_place}", cwd=tmp_path)
     assert first.returncode == 0, first.stderr[-3000:]
-    _, before = mlflow_run(run_dir)
+    _, before = mlflow_run(first_place)
+    run_dir = first_place.rename(tmp_path / "outputs" / "moved")
     again = train_cli(
         *common, "trainer.max_epochs=3", f"run_dir={run_dir}", "ckpt_path=last", cwd=tmp_path
     )
@@ -239,7 +242,15 @@ def test_a_resumed_run_continues_its_mlflow_run(train_cli, tmp_path):
     steps = [step for step, _ in history(client, after.info.run_id, "val/loss")]
     assert len(steps) == 3 and steps == sorted(set(steps))
     assert after.data.params["trainer.max_epochs"] == "2"  # the params of its first segment
-    assert after.data.metrics["test/loss"] == read_json(run_dir / "metrics.json")["test/loss"]
+    metrics = read_json(run_dir / "metrics.json")
+    for key in ("test/loss", "val/loss_best"):
+        assert after.data.metrics[key] == metrics[key], key
+    assert metrics["val/loss_best"] < before.data.metrics["val/loss_best"]
+    # MLflow's artifact folder for the run links to the run directory in its new place.
+    artifacts = Path(after.info.artifact_uri)
+    assert artifacts.is_symlink() and artifacts.resolve() == (run_dir / "mlflow").resolve()
+    grids = [p for p in artifact_paths(client, after.info.run_id) if "samples" in p]
+    assert len([p for p in grids if p.endswith(".png")]) == 3
 
 
 def test_a_run_that_fails_before_it_saved_anything_leaves_no_mlflow_run(train_cli, tmp_path):
@@ -263,6 +274,7 @@ def test_a_run_that_fails_before_it_saved_anything_leaves_no_mlflow_run(train_cl
     experiment = client.get_experiment_by_name("gpt2_text")
     deleted = client.search_runs([experiment.experiment_id], run_view_type=ViewType.DELETED_ONLY)
     assert len(deleted) == 1 and not client.search_runs([experiment.experiment_id])
+    assert deleted[0].info.status == "FAILED"
     assert not list((tmp_path / "outputs" / "mlflow-artifacts").iterdir())
 
 
@@ -420,6 +432,35 @@ def test_wandb_offline_run_holds_config_metrics_tags_and_images(train_cli, tmp_p
         if record.WhichOneof("record_type") == "summary":
             summary.update({i.key: json.loads(i.value_json) for i in record.summary.update})
     assert summary["test/loss"] == metrics["test/loss"]
+
+
+@pytest.mark.parametrize(
+    ("offline", "environment", "netrc_host", "expected"),
+    [
+        ("auto", {}, None, True),
+        ("auto", {"WANDB_API_KEY": "k"}, None, False),
+        ("auto", {}, "api.wandb.ai", False),
+        ("auto", {"WANDB_BASE_URL": "https://wandb.example.org"}, "api.wandb.ai", True),
+        ("auto", {"WANDB_BASE_URL": "https://wandb.example.org"}, "wandb.example.org", False),
+        ("auto", {"WANDB_API_KEY": "k", "WANDB_MODE": "offline"}, None, True),
+        ("auto", {"WANDB_MODE": "online"}, None, False),
+        (True, {"WANDB_API_KEY": "k"}, None, True),
+        (False, {}, None, False),
+    ],
+)
+def test_wandb_goes_online_only_with_a_key(
+    tmp_path, monkeypatch, offline, environment, netrc_host, expected
+):
+    from genlab.loggers.wandb import runs_offline
+
+    for name in ("WANDB_API_KEY", "WANDB_MODE", "WANDB_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    netrc = tmp_path / "netrc"
+    netrc.write_text(f"machine {netrc_host} login user password key\n" if netrc_host else "")
+    monkeypatch.setenv("NETRC", str(netrc))
+    assert runs_offline({"offline": offline}) is expected
 
 
 def test_a_logger_whose_package_is_missing_is_one_line(train_cli, tmp_path, monkeypatch):

@@ -33,8 +33,13 @@ _DATA_OPTIONS = {
     "token blocks": "data=text",
     "sentence pairs": "data=translation",
 }
-# Lightning's loggers that need a package of one of genlab's extras: (package, extra).
-_LOGGER_PACKAGES = {"MLFlowLogger": ("mlflow", "mlflow"), "WandbLogger": ("wandb", "wandb")}
+# Lightning's loggers that need a package of their own: (module, what to pip install).
+_LOGGER_PACKAGES = {
+    "MLFlowLogger": ("mlflow", "'genlab[mlflow]'"),
+    "WandbLogger": ("wandb", "'genlab[wandb]'"),
+    "CometLogger": ("comet_ml", "comet-ml"),
+    "NeptuneLogger": ("neptune", "neptune"),
+}
 # Hydra's own keys of a node it instantiates, which are no arguments of the class.
 _HYDRA_KEYS = {"_target_", "_partial_", "_args_", "_convert_", "_recursive_"}
 
@@ -101,11 +106,11 @@ def missing_package_errors(tree: dict[str, Any]) -> list[str]:
         target = node.get("_target_") if isinstance(node, dict) else None
         if not isinstance(target, str) or not target.startswith("lightning.pytorch.loggers."):
             continue
-        package, extra = _LOGGER_PACKAGES.get(target.rsplit(".", 1)[-1], (None, None))
+        package, requirement = _LOGGER_PACKAGES.get(target.rsplit(".", 1)[-1], (None, None))
         if package and not _installed(package):
             errors.append(
                 f"logger.{name} needs the {package} package, which is not installed: "
-                f"pip install 'genlab[{extra}]'"
+                f"pip install {requirement}"
             )
     return errors
 

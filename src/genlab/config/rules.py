@@ -199,8 +199,7 @@ RULES: dict[str, Rule] = {
     "default_hp_metric": BOOLEAN,
     "logger": OFF_OR_CONFIG,
     "tracking_uri": Rule(
-        "a tracking address: sqlite:///<file>, file:<folder>, http(s)://host:port",
-        lambda v: _is_text(v) and ":" in v,
+        "a tracking address: sqlite:///<file>, http(s)://host:port, databricks, ...", _is_text
     ),
     "experiment_name": TEXT.or_null(),
     "artifact_location": TEXT.or_null(),

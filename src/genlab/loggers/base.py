@@ -64,5 +64,9 @@ class LoggerAdapter:
 
     def close(self, status: str) -> None:
         """End the run here with genlab's status for it (completed, failed, interrupted,
-        diverged, or discarded: a failed start, whose run directory was removed) and release
-        the logger's connection (a sweep runs its jobs in one process)."""
+        diverged) and release the logger's connection (a sweep runs its jobs in one
+        process)."""
+
+    def discard(self) -> None:
+        """Remove the run here: it failed before it saved anything, and its run directory was
+        removed (after `close`)."""

@@ -19,6 +19,8 @@ from genlab.loggers.base import LoggerAdapter, TrackedRun
 
 # The run directory's folder of the run's artifacts (genlab.run.run_dir.RunDir.OUTPUTS).
 ARTIFACTS = "mlflow"
+# The MLflow 3 UI opens an experiment of this kind on its training runs, not on GenAI traces.
+_EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
 # MLflow's limits on a param's value, and on params per request.
 _MAX_PARAM_LENGTH = 6000
 _PARAMS_PER_BATCH = 100
@@ -45,6 +47,19 @@ def _quiet_mlflow() -> None:
 
 def _is_server(uri: str) -> bool:
     return uri.startswith(("http://", "https://"))
+
+
+def _is_local_store(uri: str) -> bool:
+    return uri.startswith(("sqlite:", "file:", "/"))
+
+
+def _local_path(artifact_uri: str) -> Path | None:
+    """The folder of a run's artifacts on this file system, if they are on it."""
+    from mlflow.utils.file_utils import local_file_uri_to_path
+
+    if not artifact_uri.startswith(("file:", "/")):
+        return None
+    return Path(local_file_uri_to_path(artifact_uri))
 
 
 class MLflowAdapter(LoggerAdapter):
@@ -81,6 +96,8 @@ class MLflowAdapter(LoggerAdapter):
         try:
             with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=10):
                 return None
+        except urllib.error.HTTPError:
+            return None  # an answer (behind a proxy or a path prefix, say): a server is there
         except (urllib.error.URLError, OSError) as err:
             reason = getattr(err, "reason", err)
             return (
@@ -95,7 +112,11 @@ class MLflowAdapter(LoggerAdapter):
 
     def start(self, config: dict[str, Any], run: TrackedRun) -> dict[str, Any]:
         found = self._client.get_run(self.logger.run_id)
-        self._link_artifacts(found.info.artifact_uri, run.output_dir / ARTIFACTS)
+        experiment = self._client.get_experiment(found.info.experiment_id)
+        if _EXPERIMENT_KIND[0] not in experiment.tags:
+            self._client.set_experiment_tag(experiment.experiment_id, *_EXPERIMENT_KIND)
+        if _is_local_store(self._client.tracking_uri):
+            self._link_artifacts(found.info.artifact_uri, run.output_dir / ARTIFACTS)
         logged = found.data.params  # a resumed run keeps the params of its first segment
         params = [
             (key, str(value)[:_MAX_PARAM_LENGTH])
@@ -108,7 +129,7 @@ class MLflowAdapter(LoggerAdapter):
             batch = [Param(k, v) for k, v in params[i : i + _PARAMS_PER_BATCH]]
             self._client.log_batch(self.logger.run_id, params=batch)
         return {
-            "tracking_uri": self.logger._tracking_uri,
+            "tracking_uri": self._client.tracking_uri,
             "experiment_id": found.info.experiment_id,
             "run_id": found.info.run_id,
             "artifact_uri": found.info.artifact_uri,
@@ -116,38 +137,33 @@ class MLflowAdapter(LoggerAdapter):
 
     @staticmethod
     def _link_artifacts(artifact_uri: str, folder: Path) -> None:
-        """With artifacts on this file system, MLflow's folder for the run links to the run
-        directory's mlflow/, so the run directory holds them."""
-        from mlflow.utils.file_utils import local_file_uri_to_path
-
-        if not artifact_uri.startswith(("file:", "/")):
-            return  # a server's or a cloud store's artifacts
-        linked = Path(local_file_uri_to_path(artifact_uri))
-        if linked.exists() or linked.is_symlink():
-            return
+        """With a local store, MLflow's folder for the run's artifacts links to the run
+        directory's mlflow/, so the run directory holds them (a run directory that was moved
+        and continues gets the link pointed to its new place)."""
+        linked = _local_path(artifact_uri)
+        if linked is None or (linked.exists() and not linked.is_symlink()):
+            return  # a cloud store's artifacts, or MLflow's own folder
         folder.mkdir(parents=True, exist_ok=True)
+        if linked.is_symlink():
+            if linked.resolve() == folder.resolve():
+                return
+            linked.unlink()
         linked.parent.mkdir(parents=True, exist_ok=True)
         linked.symlink_to(folder.resolve(), target_is_directory=True)
 
     def close(self, status: str) -> None:
-        if not self.logger._initialized:
-            return
-        if status == "discarded":  # its run directory, and the artifacts in it, are gone
-            run = self._client.get_run(self.logger.run_id)
-            self._client.delete_run(run.info.run_id)
-            self._unlink_artifacts(run.info.artifact_uri)
+        if not self.logger._initialized:  # no MLflow run was made (it failed before)
             return
         ended = {"completed": "FINISHED", "interrupted": "KILLED"}.get(status, "FAILED")
         self._client.set_terminated(self.logger.run_id, ended)
 
-    @staticmethod
-    def _unlink_artifacts(artifact_uri: str) -> None:
-        from mlflow.utils.file_utils import local_file_uri_to_path
-
-        if not artifact_uri.startswith(("file:", "/")):
+    def discard(self) -> None:
+        if not self.logger._initialized:
             return
-        linked = Path(local_file_uri_to_path(artifact_uri))
-        if linked.is_symlink():
+        run = self._client.get_run(self.logger.run_id)
+        self._client.delete_run(run.info.run_id)
+        linked = _local_path(run.info.artifact_uri)
+        if linked is not None and linked.is_symlink():
             linked.unlink()
             with contextlib.suppress(OSError):
                 linked.parent.rmdir()
@@ -160,8 +176,8 @@ class MLflowAdapter(LoggerAdapter):
         self._client.log_text(self.logger.run_id, text, f"{tag}/step-{step:06d}.md")
 
     def finish(self, metrics: dict[str, float], params: dict[str, Any], files: list[Path]) -> None:
-        """The final metrics Lightning did not log (the best values, those of an earlier
-        segment), and the run's files as artifacts."""
+        """The final metrics of metrics.json that the run does not hold yet (the best values,
+        those of an earlier segment), and the run's files as artifacts."""
         from mlflow.entities import Metric
 
         run_id = self.logger.run_id
@@ -169,7 +185,8 @@ class MLflowAdapter(LoggerAdapter):
         # At the last step Lightning logged at (it logs "epoch" with every metric).
         step = max((m.step for m in self._client.get_metric_history(run_id, "epoch")), default=0)
         now = int(time.time() * 1000)
-        new = [Metric(k, v, now, step) for k, v in metrics.items() if k not in logged]
+        # A continued run's best value changes without being logged again.
+        new = [Metric(k, v, now, step) for k, v in metrics.items() if logged.get(k) != v]
         if new:
             self._client.log_batch(run_id, metrics=new)
         for path in files:

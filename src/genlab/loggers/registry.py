@@ -1,4 +1,5 @@
-"""The adapters genlab knows, and those of a trainer's loggers that take images and text now."""
+"""The adapters genlab knows; those of a trainer's loggers that take images and text now, and
+the step they log them at."""
 
 from __future__ import annotations
 

@@ -8,23 +8,35 @@ import netrc
 import os
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import numpy as np
 from lightning.pytorch.loggers import WandbLogger
 
 from genlab.loggers.base import LoggerAdapter, TrackedRun
 
-_HOST = "api.wandb.ai"
-
 
 def has_api_key() -> bool:
-    """An API key from the environment or from `wandb login` (~/.netrc)."""
+    """An API key from the environment or from `wandb login` (the netrc file, for the host of
+    WANDB_BASE_URL)."""
     if os.environ.get("WANDB_API_KEY"):
         return True
+    host = urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")).hostname
     try:
-        return netrc.netrc().authenticators(_HOST) is not None
+        return netrc.netrc(os.environ.get("NETRC")).authenticators(host or "") is not None
     except (OSError, netrc.NetrcParseError):
         return False
+
+
+def runs_offline(node: dict[str, Any]) -> bool:
+    """offline=auto: online with an API key or WANDB_MODE=online, unless WANDB_MODE says
+    offline."""
+    if node.get("offline") != "auto":
+        return bool(node.get("offline"))
+    mode = os.environ.get("WANDB_MODE")
+    if mode in ("offline", "dryrun"):
+        return True
+    return not (has_api_key() or mode == "online")
 
 
 class WandbAdapter(LoggerAdapter):
@@ -45,13 +57,23 @@ class WandbAdapter(LoggerAdapter):
             # W&B's console lines: where the run is and how to sync it, not a table of metrics.
             "settings": wandb.Settings(quiet=True),
         }
-        if node.get("offline") == "auto":
-            online = has_api_key() or os.environ.get("WANDB_MODE") == "online"
-            found["offline"] = not online
+        found["offline"] = runs_offline(node)
+        if not found["offline"]:
+            found["mode"] = "online"  # over a WANDB_MODE=dryrun left by an offline run
         earlier = run.earlier.get(cls.key, {}).get("id")
         if earlier and not node.get("id"):
             found["id"] = earlier
         return found
+
+    @classmethod
+    def problem(cls, node: dict[str, Any]) -> str | None:
+        if node.get("log_model") and runs_offline(node):
+            return (
+                f"logger.wandb.log_model={node['log_model']} uploads checkpoints, which an "
+                "offline run cannot: set an API key (WANDB_API_KEY or wandb login) or "
+                "logger.wandb.log_model=false"
+            )
+        return None
 
     def start(self, config: dict[str, Any], run: TrackedRun) -> dict[str, Any]:
         # Lightning passes W&B an `anonymous` setting that W&B no longer has, and warns of.
@@ -59,7 +81,7 @@ class WandbAdapter(LoggerAdapter):
             self.logger._wandb_init.pop("anonymous", None)
         experiment = self.logger.experiment
         experiment.config.update(config, allow_val_change=True)
-        return {"id": experiment.id, "offline": bool(self.logger._offline), "dir": experiment.dir}
+        return {"id": experiment.id, "offline": experiment.offline, "dir": experiment.dir}
 
     def log_image(self, tag: str, image: np.ndarray, step: int) -> None:
         self.logger.log_image(key=tag, images=[image], step=step)
@@ -74,5 +96,10 @@ class WandbAdapter(LoggerAdapter):
         self.logger.experiment.summary.update(metrics)
 
     def close(self, status: str) -> None:
-        if self.logger._experiment is not None:
-            self.logger.experiment.finish(exit_code=0 if status == "completed" else 1)
+        if self.logger._experiment is None:  # no W&B run was made (it failed before)
+            return
+        offline = self.logger.experiment.offline
+        self.logger.experiment.finish(exit_code=0 if status == "completed" else 1)
+        # Lightning switches W&B offline for the whole process: not for the next run.
+        if offline and os.environ.get("WANDB_MODE") == "dryrun":
+            del os.environ["WANDB_MODE"]

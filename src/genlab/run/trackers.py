@@ -5,6 +5,8 @@ adapter's (genlab.loggers)."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +14,13 @@ import hydra
 from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, OmegaConf
 
-from genlab.loggers.base import TrackedRun
+from genlab.loggers.base import LoggerAdapter, TrackedRun
 from genlab.loggers.registry import adapter, adapter_class
+from genlab.run.distributed import is_rank_zero
 from genlab.run.metrics import hparams_of
 from genlab.run.run_dir import RunDir
+
+log = logging.getLogger(__name__)
 
 
 def tracked_run(
@@ -70,7 +75,8 @@ def build_loggers(cfg: DictConfig, run: TrackedRun) -> list[Logger]:
 
 def start_tracking(loggers: list[Logger], cfg: DictConfig, run: TrackedRun) -> dict[str, Any]:
     """Hand each logger the resolved config (rank 0); return what run.json keeps of each
-    (ids to find the run in the tracker, and to continue it there)."""
+    (ids to find the run in the tracker, and to continue it there). A tracker that cannot
+    start the run stops it: the run would go unrecorded there."""
     config = OmegaConf.to_container(cfg, resolve=True)
     found = {}
     for logger in loggers:
@@ -84,16 +90,34 @@ def start_tracking(loggers: list[Logger], cfg: DictConfig, run: TrackedRun) -> d
 def finish_tracking(
     loggers: list[Logger], cfg: DictConfig, metrics: dict[str, float], run_dir: RunDir
 ) -> None:
-    """Hand each logger the final metrics, what tells the run apart, and its record files
-    (rank 0, a completed run)."""
+    """Hand each logger the final metrics, what tells the run apart, and its record files (a
+    completed run)."""
     files = [run_dir.path / name for name in (RunDir.CONFIG, RunDir.RECORD, RunDir.METRICS)]
     params = hparams_of(cfg)
-    for logger in loggers:
-        adapter(logger).finish(metrics, params, files)
+    _each(loggers, "take the final metrics and files", lambda a: a.finish(metrics, params, files))
 
 
 def close_tracking(loggers: list[Logger], status: str) -> None:
-    """End the run in each tracker with its status (genlab's: completed, failed, interrupted,
-    diverged, or discarded: a failed start whose run directory was removed)."""
+    """End the run in each tracker with its status (completed, failed, interrupted, diverged)."""
+    _each(loggers, "end the run", lambda a: a.close(status))
+
+
+def discard_tracking(loggers: list[Logger]) -> None:
+    """Remove the run from each tracker: it failed before it saved anything, and its run
+    directory is gone."""
+    _each(loggers, "remove the run", lambda a: a.discard())
+
+
+def _each(loggers: list[Logger], what: str, call: Callable[[LoggerAdapter], None]) -> None:
+    """`call` each logger's adapter (rank 0). The run's own files are whole without the
+    trackers: one that fails says so in a line and the others go on."""
+    if not is_rank_zero():
+        return
     for logger in loggers:
-        adapter(logger).close(status)
+        try:
+            call(adapter(logger))
+        except Exception as err:
+            log.warning(
+                f"genlab: warning: {type(logger).__name__} could not {what}: "
+                f"{type(err).__name__}: {err}"
+            )

@@ -44,6 +44,7 @@ from genlab.run.threads import choose_threads
 from genlab.run.trackers import (
     build_loggers,
     close_tracking,
+    discard_tracking,
     finish_tracking,
     start_tracking,
     tracked_run,
@@ -84,28 +85,24 @@ def run(cfg: DictConfig) -> dict[str, float]:
         print_config(cfg, "none" if in_sweep else cfg.get("print_config", "summary"), run_dir.path)
         run_dir.write_config(cfg)
         loggers: list[Any] = []
-        status = "failed"
         try:
-            try:
-                loggers = build_loggers(cfg, tracked)
-                if is_rank_zero():
-                    record.data["trackers"] = start_tracking(loggers, cfg, tracked)
-                    record.write()
-                metrics = _fit_and_test(cfg, run_dir, ckpt_path, loggers, quiet=in_sweep)
-            except BaseException as err:
-                status = _status_of(err)
-                record.finish(status, error=f"{type(err).__name__}: {err}")
-                # A new run that failed before it saved anything leaves nothing behind.
-                if status == "failed" and not ckpt_path and not in_sweep:
-                    status = "discarded" if run_dir.discard_failed_start() else status
-                raise
-            status = "completed"
-            record.finish(status)
+            loggers = build_loggers(cfg, tracked)
             if is_rank_zero():
-                finish_tracking(loggers, cfg, metrics, run_dir)
-        finally:
-            if is_rank_zero():
-                close_tracking(loggers, status)
+                record.data["trackers"] = start_tracking(loggers, cfg, tracked)
+                record.write()
+            metrics = _fit_and_test(cfg, run_dir, ckpt_path, loggers, quiet=in_sweep)
+        except BaseException as err:
+            status = _status_of(err)
+            record.finish(status, error=f"{type(err).__name__}: {err}")
+            close_tracking(loggers, status)
+            # A new run that failed before it saved anything leaves nothing behind.
+            new_run_failed = status == "failed" and not ckpt_path and not in_sweep
+            if new_run_failed and run_dir.discard_failed_start():
+                discard_tracking(loggers)
+            raise
+        record.finish("completed")
+        finish_tracking(loggers, cfg, metrics, run_dir)
+        close_tracking(loggers, "completed")
     if not in_sweep:
         print_results(run_dir.path, metrics, headline_metric(cfg, metrics))
     return metrics
