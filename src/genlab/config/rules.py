@@ -204,6 +204,7 @@ RULES: dict[str, Rule] = {
     "experiment_name": TEXT.or_null(),
     "artifact_location": TEXT.or_null(),
     "log_model": Rule("true, false or all", lambda v: isinstance(v, bool) or v == "all"),
+    "synchronous": BOOLEAN,
     "project": TEXT,
     "group": TEXT.or_null(),
     "offline": Rule("auto, true or false", lambda v: isinstance(v, bool) or v == "auto"),

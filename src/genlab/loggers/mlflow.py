@@ -45,6 +45,13 @@ def _quiet_mlflow() -> None:
     logging.getLogger("lightning.pytorch.loggers.mlflow").setLevel(logging.ERROR)
 
 
+def _flush() -> None:
+    """Wait for what the logger queued (`synchronous: false`) to be written."""
+    import mlflow
+
+    mlflow.flush_async_logging()
+
+
 def _is_server(uri: str) -> bool:
     return uri.startswith(("http://", "https://"))
 
@@ -154,6 +161,7 @@ class MLflowAdapter(LoggerAdapter):
     def close(self, status: str) -> None:
         if not self.logger._initialized:  # no MLflow run was made (it failed before)
             return
+        _flush()
         ended = {"completed": "FINISHED", "interrupted": "KILLED"}.get(status, "FAILED")
         self._client.set_terminated(self.logger.run_id, ended)
 
@@ -181,6 +189,7 @@ class MLflowAdapter(LoggerAdapter):
         from mlflow.entities import Metric
 
         run_id = self.logger.run_id
+        _flush()
         logged = self._client.get_run(run_id).data.metrics
         # At the last step Lightning logged at (it logs "epoch" with every metric).
         step = max((m.step for m in self._client.get_metric_history(run_id, "epoch")), default=0)
