@@ -46,10 +46,11 @@ def _quiet_mlflow() -> None:
 
 
 def _flush() -> None:
-    """Wait for what the logger queued (`synchronous: false`) to be written."""
+    """Wait for the metrics (`synchronous: false`) and images queued to be written."""
     import mlflow
 
     mlflow.flush_async_logging()
+    mlflow.flush_artifact_async_logging()
 
 
 def _is_server(uri: str) -> bool:
@@ -177,7 +178,8 @@ class MLflowAdapter(LoggerAdapter):
                 linked.parent.rmdir()
 
     def log_image(self, tag: str, image: np.ndarray, step: int) -> None:
-        self._client.log_image(self.logger.run_id, image, key=tag, step=step)
+        # Encoded and written in the background, like the metrics; `_flush` waits for them.
+        self._client.log_image(self.logger.run_id, image, key=tag, step=step, synchronous=False)
 
     def log_texts(self, tag: str, rows: list[tuple[str, str]], step: int) -> None:
         text = "\n\n".join(f"**{prompt}**{continuation}" for prompt, continuation in rows)
