@@ -345,3 +345,59 @@ def test_bf16_true_trains_and_draws_grids(tmp_path, model_name):
     trainer.fit(model, datamodule=DigitsDataModule(batch_size=16))
     assert model.dtype == torch.bfloat16
     assert not torch.equal(before, flat(model).float())  # it trained, and drew its grids
+
+
+def test_sample_scores_grow_with_the_distance_between_feature_sets():
+    from genlab.evaluation.sample_quality import sample_scores
+
+    real = torch.randn(400, 8, generator=torch.Generator().manual_seed(0))
+    same = torch.randn(400, 8, generator=torch.Generator().manual_seed(1))
+    near, far = sample_scores(real, same), sample_scores(real, same + 2.0)
+    assert near["fid"] < 0.5 and far["fid"] > 8 * 4 - 1  # 8 features, each mean moved by 2
+    assert abs(near["kid"]) < 0.05 < far["kid"]
+    assert sample_scores(real, same) == near  # KID's subsets drawn the same way each time
+
+
+def test_val_fid_during_training_keeps_the_best_generator(train_cli, tmp_path, monkeypatch):
+    """The scores the callback logs are scripted (5, 2, 4, 3 by epoch) so that the best epoch
+    is not the last; the sampling, features and logging around them are the real ones."""
+    from genlab.callbacks import sample_quality
+
+    scripted = iter([5.0, 2.0, 4.0, 3.0])
+    scored = []
+
+    def scores(real, generated):
+        scored.append((len(real), len(generated)))
+        return {"fid": next(scripted), "kid": 0.0}
+
+    monkeypatch.setattr(sample_quality, "sample_scores", scores)
+    run_dir = tmp_path / "run"
+    result = train_cli(
+        "model=gan",
+        "trainer.max_epochs=4",
+        "model.eval.val_every_n_epochs=1",
+        "model.eval.val_samples=150",
+        "callbacks.model_checkpoint.monitor=val/fid",
+        f"paths.cache_dir={tmp_path / 'cache'}",
+        "logger=csv",
+        f"hydra.run.dir={run_dir}",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert scored == [(150, 150)] * 4
+    assert result.stdout.count("samples against 150 validation images") == 4
+    best = torch.load(run_dir / "checkpoints" / "best.ckpt", weights_only=False)
+    assert best["epoch"] == 1
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["val/fid_best"] == 2.0 and metrics["val/fid"] == 3.0
+    # Each epoch's score is on the loggers' curves (here CSV's).
+    logged = (run_dir / "csv" / "metrics.csv").read_text().splitlines()
+    header = logged[0].split(",")
+    fids = [row.split(",")[header.index("val/fid")] for row in logged[1:]]
+    assert [float(f) for f in fids if f] == [5.0, 2.0, 4.0, 3.0]
+
+
+def test_a_checkpoint_on_val_fid_needs_it_measured(train_cli, tmp_path):
+    result = train_cli("model=gan", "callbacks.model_checkpoint.monitor=val/fid", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "callbacks.model_checkpoint.monitor=val/fid is measured only with" in result.stderr

@@ -75,7 +75,25 @@ def quick_config_errors(cfg: DictConfig) -> list[str]:
         return errors
     errors += trainer_errors(tree.get("trainer") or {})
     errors += pixel_range_errors(tree.get("model") or {}, tree.get("data") or {})
+    errors += monitor_errors(tree)
     return errors
+
+
+def monitor_errors(tree: dict[str, Any]) -> list[str]:
+    """A checkpoint that keeps the best `val/fid` or `val/kid` needs them measured while
+    training (`model.eval`)."""
+    checkpoint = (tree.get("callbacks") or {}).get("model_checkpoint") or {}
+    monitor = checkpoint.get("monitor") if isinstance(checkpoint, dict) else None
+    if monitor not in ("val/fid", "val/kid"):
+        return []
+    settings = (tree.get("model") or {}).get("eval") or {}
+    if settings.get("features") not in (None, "none") and settings.get("val_every_n_epochs"):
+        return []
+    return [
+        f"callbacks.model_checkpoint.monitor={monitor} is measured only with "
+        "model.eval.val_every_n_epochs >= 1 (and model.eval.features classifier or inception): "
+        "set it, or monitor another metric"
+    ]
 
 
 def class_errors(tree: dict[str, Any]) -> list[str]:

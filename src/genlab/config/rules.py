@@ -157,6 +157,8 @@ RULES: dict[str, Rule] = {
     "ema_decay": OPEN_FRACTION.or_null(),
     "features": one_of("classifier", "inception", "none").or_null(),
     "classifier_epochs": POSITIVE_INT,
+    "val_every_n_epochs": NON_NEGATIVE_INT,
+    "val_samples": Rule("an integer >= 2", lambda v: is_int(v) and v >= 2),
     "beta": NON_NEGATIVE_NUMBER,
     "lr": POSITIVE_NUMBER,
     "weight_decay": NON_NEGATIVE_NUMBER,

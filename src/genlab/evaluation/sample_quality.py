@@ -33,6 +33,23 @@ def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(metric.compute())
 
 
+def sample_scores(real: torch.Tensor, generated: torch.Tensor) -> dict[str, float]:
+    """FID and KID of generated features against a fixed set of real ones (validation-time
+    scores: no floors, the real features computed once)."""
+    from torchmetrics.image.fid import FrechetInceptionDistance
+    from torchmetrics.image.kid import KernelInceptionDistance
+
+    given = _GivenFeatures(real.shape[1])
+    fid = FrechetInceptionDistance(feature=given)
+    kid = KernelInceptionDistance(feature=given, subset_size=min(1000, len(real), len(generated)))
+    for metric in (fid, kid):
+        metric.update(real.cpu(), real=True)
+        metric.update(generated.cpu(), real=False)
+    with torch.random.fork_rng(devices=[]):  # KID's subsets: the same draw every time
+        torch.manual_seed(0)
+        return {"fid": float(fid.compute()), "kid": float(kid.compute()[0])}
+
+
 class SampleQuality:
     """Accumulates real and generated images over a test epoch; `compute` gives FID/KID + floors.
 
