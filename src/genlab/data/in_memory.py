@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from genlab.data.augment import AugmentBatch, check_augment
 from genlab.data.splits import SplitDataModule
 from genlab.errors import GenlabError
 from genlab.utils.pixels import from_unit_range, pixel_range
@@ -20,21 +21,35 @@ class TensorBatches(Dataset):
     The DataLoader fetches a batch with one `__getitems__` call (one fancy index per tensor)
     instead of per-sample `__getitem__`, PIL conversion and collation, which is most of an
     MLP epoch's time in the classic `transforms.ToTensor()` pipeline.
+
+    With `value_range`, `images` are uint8 pixels (0..255, a quarter of the memory of floats)
+    and what is fetched is converted to floats in `value_range`, a batch at a time.
     """
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor):
+    def __init__(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        value_range: tuple[float, float] | None = None,
+    ):
         self.images = images
         self.labels = labels
+        self.value_range = value_range
 
     def __len__(self) -> int:
         return len(self.images)
 
+    def _pixels(self, images: torch.Tensor) -> torch.Tensor:
+        if self.value_range is None:
+            return images
+        return from_unit_range(images.float().div_(255.0), self.value_range)
+
     def __getitem__(self, index: int) -> Split:
-        return self.images[index], self.labels[index]
+        return self._pixels(self.images[index]), self.labels[index]
 
     def __getitems__(self, indices: list[int]) -> Split:
         index = torch.as_tensor(indices)
-        return self.images[index], self.labels[index]
+        return self._pixels(self.images[index]), self.labels[index]
 
 
 def keep_batch(batch: Split) -> Split:
@@ -55,12 +70,15 @@ def split_tensors(split: Split, sizes: Sequence[int], seed: int) -> list[Split]:
 
 
 class InMemoryImageDataModule(SplitDataModule):
-    """Loads train/val/test once as float images of shape (N, *dims) in `value_range`.
+    """Loads train/val/test once as images of shape (N, *dims), batches in `value_range`.
 
-    Subclasses implement `load_splits` (images in [0, 1]). `dims` comes from the config so that
-    models can be sized from it (`${data.dims}`); it is checked against the data loaded.
+    Subclasses implement `load_splits`: float images in [0, 1], held as floats in `value_range`,
+    or uint8 pixels (0..255), held as uint8 and converted a batch at a time. `dims` comes from
+    the config so that models can be sized from it (`${data.dims}`); it is checked against the
+    data loaded.
     `value_range` is the model's (`${model.value_range}` in the configs: [0, 1] for the
-    autoencoders' BCE, [-1, 1] for a GAN's Tanh).
+    autoencoders' BCE, [-1, 1] for a GAN's Tanh). `augment` names the augmentations of
+    training batches (`genlab.data.augment`; validation and test batches are never augmented).
     """
 
     def __init__(
@@ -69,12 +87,14 @@ class InMemoryImageDataModule(SplitDataModule):
         batch_size: int = 128,
         split_seed: int = 42,
         value_range: Sequence[float] = (0.0, 1.0),
+        augment: Sequence[str] = (),
     ):
         super().__init__()
         self.dims = tuple(dims)
         self.batch_size = batch_size
         self.split_seed = split_seed
         self.value_range = pixel_range(value_range)
+        self.augment = check_augment(augment)
         self.splits: dict[str, TensorBatches] = {}
 
     @property
@@ -90,7 +110,7 @@ class InMemoryImageDataModule(SplitDataModule):
         return ""
 
     def load_splits(self) -> dict[str, Split]:
-        """Return {"train", "val", "test"} -> (images float in [0, 1], labels)."""
+        """Return {"train", "val", "test"} -> (images float in [0, 1] or uint8, labels)."""
         raise NotImplementedError
 
     def setup(self, stage: str | None = None) -> None:
@@ -102,10 +122,18 @@ class InMemoryImageDataModule(SplitDataModule):
                     f"data.dims={list(self.dims)} but the {name} images have shape "
                     f"{list(images.shape[1:])}: set data.dims to match"
                 )
+            if images.dtype == torch.uint8:
+                self.splits[name] = TensorBatches(images.contiguous(), labels, self.value_range)
+                continue
             images = from_unit_range(images, self.value_range)
             self.splits[name] = TensorBatches(images.contiguous(), labels)
 
-    def loader(self, split: str, shuffle: bool) -> DataLoader:
+    def loader(self, split: str, shuffle: bool, augment: bool = False) -> DataLoader:
+        """One split's batches; `augment`: with `self.augment` applied (the training loader's)."""
+        collate = AugmentBatch(self.augment) if augment and self.augment else keep_batch
         return DataLoader(
-            self.splits[split], batch_size=self.batch_size, shuffle=shuffle, collate_fn=keep_batch
+            self.splits[split], batch_size=self.batch_size, shuffle=shuffle, collate_fn=collate
         )
+
+    def train_dataloader(self) -> DataLoader:
+        return self.loader("train", shuffle=True, augment=True)
