@@ -30,6 +30,7 @@ COMPANIONS = {
     "data=text": ["model=gpt2", "data.path=corpus.txt"],
     "data=translation": ["model=seq2seq", "data.task=numbers"],
     "data=image_folder": ["data.path=images"],
+    "model=conv_vae": ["data=cifar10"],
     "accelerator=multinode": ["trainer.num_nodes=2", "trainer.devices=4"],
 }
 # Values of the wrong type, out of range, or empty; each key is given those its rule refuses.

@@ -29,7 +29,7 @@ from genlab.config.targets import target_errors
 
 # The data options that give each kind of data a model trains on (GenlabModule.data_kind).
 _DATA_OPTIONS = {
-    "images": "data=digits, mnist, fashion_mnist or image_folder",
+    "images": "data=digits, mnist, fashion_mnist, cifar10, celeba or image_folder",
     "token blocks": "data=text",
     "sentence pairs": "data=translation",
 }

@@ -134,6 +134,12 @@ RULES: dict[str, Rule] = {
     "url": TEXT.or_null(),
     "tokenizer": TEXT.or_null(),
     "task": TEXT.or_null(),
+    # Image data: batch augmentations (genlab.data.augment.AUGMENTATIONS), cached decoding.
+    "augment": Rule(
+        "a list of augmentations from: hflip (e.g. data.augment=[hflip]), or [] for none",
+        lambda v: isinstance(v, list) and all(x in ("hflip",) for x in v),
+    ),
+    "cache": BOOLEAN,
     # model
     "input_shape": SIZES,
     "latent_dim": POSITIVE_INT,
@@ -178,6 +184,8 @@ RULES: dict[str, Rule] = {
     "sample_prompts": TEXTS,
     "sample_max_new_tokens": POSITIVE_INT,
     "scheduler": OFF_OR_CONFIG,
+    # ExponentialLR / StepLR: the factor the learning rate is multiplied by at each step.
+    "gamma": POSITIVE_NUMBER,
     "_partial_": BOOLEAN,
     # callbacks and loggers
     "dirpath": TEXT,

@@ -89,6 +89,21 @@ class ExportsPretrained(Protocol):
 
 
 @runtime_checkable
+class ExportsGenerator(Protocol):
+    """An image model whose sampling network stands alone (a GAN's generator, a VAE's decoder):
+    noise z ~ N(0, I) of shape (N, latent_dim) in, images (N, *input_shape) in `value_range` out."""
+
+    latent_dim: int
+    input_shape: tuple[int, ...]
+    value_range: tuple[float, float]
+
+    def exported_generator(self) -> tuple[torch.nn.Module, dict[str, Any]]:
+        """The network that samples and its constructor's keyword arguments (JSON values), so
+        plain PyTorch rebuilds it from its class and loads its state dict."""
+        ...
+
+
+@runtime_checkable
 class LearnsVocabularies(Protocol):
     """A model whose vocabularies come from the training data (before it can be built)."""
 

@@ -26,6 +26,7 @@ class DCGAN(GAN):
         **gan_options: Any,
     ):
         self.discriminator_norm = discriminator_norm
+        self.generator_width = generator_width
         super().__init__(
             input_shape,
             latent_dim,
@@ -51,6 +52,14 @@ class DCGAN(GAN):
             *super().config_problems(config),
             f"{key}: {problem}; model=dcgan cannot take these images",
         ]
+
+    def exported_generator(self) -> tuple[nn.Module, dict[str, Any]]:
+        args = {
+            "latent_dim": self.latent_dim,
+            "output_shape": list(self.input_shape),
+            "width": self.generator_width,
+        }
+        return self.sampler, args
 
     def build_networks(self, generator_dims, discriminator_dims) -> tuple[nn.Module, nn.Module]:
         return (

@@ -75,6 +75,7 @@ class GAN(GenlabModule):
         self.gradient_clip_val = gradient_clip_val
         self.generator_optimizer = generator_optimizer or _DEFAULT_OPTIMIZER
         self.discriminator_optimizer = discriminator_optimizer or _DEFAULT_OPTIMIZER
+        self.generator_dims = tuple(generator_dims)
         self.generator, self.discriminator = self.build_networks(generator_dims, discriminator_dims)
         self.ema_decay = ema_decay
         # Trained by no optimizer; saved in checkpoints with the rest.
@@ -163,6 +164,15 @@ class GAN(GenlabModule):
         """n images in [-1, 1] from N(0, I) noise (drawn on the CPU when `generator` is given)."""
         z = torch.randn(n, self.latent_dim, generator=generator).to(self.device)
         return self.sampler(z)
+
+    def exported_generator(self) -> tuple[nn.Module, dict[str, Any]]:
+        """The network that samples (the weight average with `ema_decay`) and its arguments."""
+        args = {
+            "latent_dim": self.latent_dim,
+            "output_shape": list(self.input_shape),
+            "hidden_dims": list(self.generator_dims),
+        }
+        return self.sampler, args
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         """`model(z)`: the generator's images (values in [-1, 1]) for latents (N, latent_dim)."""

@@ -1,4 +1,5 @@
-"""VAE training: loss = BCE summed over pixels + beta * KL, per example, in nats."""
+"""VAE training: loss = reconstruction (BCE or MSE) summed over pixels + beta * KL, per example,
+in nats. The network is chosen by `build_network` (the MLP here, convolutions in `ConvVAE`)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
+from torch import nn
 
 from genlab.models.base import (
     GenlabModule,
@@ -20,7 +22,8 @@ from genlab.utils.pixels import pixel_range
 
 
 class VAE(GenlabModule):
-    """The MLP VAE on images of `input_shape` (C, H, W), flattened.
+    """The MLP VAE on images of `input_shape` (C, H, W), flattened; subclasses swap the network
+    through `build_network` and `network_input` (see ConvVAE).
 
     Logs `loss`, `recon` and `kl` per stage. With `kl_warmup_epochs` the KL weight ramps from 0
     to `beta` during training; validation and test always use `beta`, so `val/loss` stays
@@ -37,6 +40,7 @@ class VAE(GenlabModule):
         value_range: Sequence[float] = (0.0, 1.0),
         optimizer: OptimizerFactory | None = None,
         scheduler: SchedulerFactory | None = None,
+        loss: str = "bce",
     ):
         super().__init__(optimizer, scheduler)
         self.save_hyperparameters(ignore=["optimizer", "scheduler"], logger=False)
@@ -45,7 +49,17 @@ class VAE(GenlabModule):
         self.latent_dim = latent_dim
         self.beta = beta
         self.kl_warmup_epochs = kl_warmup_epochs
-        self.net = VAENet(math.prod(self.input_shape), latent_dim, hidden_dims)
+        self.loss_kind = loss
+        self.net = self.build_network(hidden_dims)
+
+    def build_network(self, hidden_dims: Sequence[int]) -> nn.Module:
+        """The encoder/decoder pair: `encode`, `decode`, and `forward(x, generator)` giving
+        (reconstruction logits, mu, logvar) for inputs shaped by `network_input`."""
+        return VAENet(math.prod(self.input_shape), self.latent_dim, hidden_dims)
+
+    def network_input(self, images: torch.Tensor) -> torch.Tensor:
+        """Images (N, C, H, W) as the network takes them: flattened for the MLP."""
+        return images.flatten(1)
 
     @classmethod
     def config_problems(cls, config: dict[str, Any]) -> list[str]:
@@ -61,9 +75,9 @@ class VAE(GenlabModule):
         return self.beta * min(1.0, epochs_done / self.kl_warmup_epochs)
 
     def compute_losses(self, batch, stage: str) -> dict[str, torch.Tensor]:
-        x = batch[0].flatten(1)
+        x = self.network_input(batch[0])
         logits, mu, logvar = self.net(x, self.noise_generator(stage))
-        recon = reconstruction_loss(logits, x, "bce")
+        recon = reconstruction_loss(logits, x, self.loss_kind)
         kl = gaussian_kl(mu, logvar)
         return {"loss": recon + self.kl_weight(stage) * kl, "recon": recon, "kl": kl}
 
@@ -73,7 +87,7 @@ class VAE(GenlabModule):
 
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         """Images (N, C, H, W) to the means of their posteriors q(z|x), (N, latent_dim)."""
-        mu, _ = self.net.encode(images.flatten(1))
+        mu, _ = self.net.encode(self.network_input(images))
         return mu
 
     def reconstruct(self, images: torch.Tensor) -> torch.Tensor:
