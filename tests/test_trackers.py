@@ -72,6 +72,10 @@ def test_mlflow_store_holds_params_metrics_tags_and_artifacts(train_cli, tmp_pat
     assert experiment.name == "vae_digits"
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"  # not GenAI
     assert str(outputs / "mlflow.db") in client.tracking_uri
+    # No run of MLflow's own was started on the side (it would be ended, or retried, at exit).
+    import mlflow
+
+    assert mlflow.active_run() is None and not client.search_runs(["0"])
 
     # Params: the whole resolved config, flattened with dots.
     params = run.data.params

@@ -46,11 +46,10 @@ def _quiet_mlflow() -> None:
 
 
 def _flush() -> None:
-    """Wait for the metrics (`synchronous: false`) and images queued to be written."""
+    """Wait for the metrics queued (`synchronous: false`) to be written."""
     import mlflow
 
     mlflow.flush_async_logging()
-    mlflow.flush_artifact_async_logging()
 
 
 def _is_server(uri: str) -> bool:
@@ -178,8 +177,7 @@ class MLflowAdapter(LoggerAdapter):
                 linked.parent.rmdir()
 
     def log_image(self, tag: str, image: np.ndarray, step: int) -> None:
-        # Encoded and written in the background, like the metrics; `_flush` waits for them.
-        self._client.log_image(self.logger.run_id, image, key=tag, step=step, synchronous=False)
+        self._client.log_image(self.logger.run_id, image, key=tag, step=step)
 
     def log_texts(self, tag: str, rows: list[tuple[str, str]], step: int) -> None:
         text = "\n\n".join(f"**{prompt}**{continuation}" for prompt, continuation in rows)
