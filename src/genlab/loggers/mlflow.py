@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import time
 import urllib.error
 import urllib.request
@@ -24,6 +25,11 @@ _EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
 # MLflow's limits on a param's value, and on params per request.
 _MAX_PARAM_LENGTH = 6000
 _PARAMS_PER_BATCH = 100
+# With `synchronous: false`, the metrics queued over this many seconds go to the store in one
+# write, and the queue stops at once when the run ends (unbuffered, each log call is a commit of
+# its own, and stopping waits out the queue's one-second poll). The variable is MLflow's; a value
+# the user set is kept.
+_BUFFER = ("MLFLOW_ASYNC_LOGGING_BUFFERING_SECONDS", "5")
 
 
 def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
@@ -80,6 +86,8 @@ class MLflowAdapter(LoggerAdapter):
         run continues its MLflow run in the same store; a new experiment in a local store keeps
         its artifact folders beside the database."""
         _quiet_mlflow()
+        if node.get("synchronous") is False:
+            os.environ.setdefault(*_BUFFER)
         uri = str(node.get("tracking_uri") or "")
         earlier = run.earlier.get(cls.key, {})
         found: dict[str, Any] = {
