@@ -4,6 +4,7 @@ damaged file; a DCGAN trains on each end to end."""
 
 from __future__ import annotations
 
+import inspect
 import io
 import json
 import math
@@ -22,6 +23,8 @@ from genlab.config.rules import RULES
 from genlab.data.augment import AUGMENTATIONS, AugmentBatch, hflip
 from genlab.data.celeba import CelebADataModule, decode_face
 from genlab.data.cifar10 import URL, CIFAR10DataModule
+from genlab.data.digits import DigitsDataModule
+from genlab.data.image_folder import ImageFolderDataModule
 from genlab.data.in_memory import keep_batch
 from genlab.errors import GenlabError
 
@@ -473,6 +476,49 @@ def test_celeba_augments_its_training_batches(faces):
     assert dm.val_dataloader().collate_fn is keep_batch
 
 
+def test_image_folder_augments_its_training_batches_in_the_workers(tmp_path):
+    """Files decoded by DataLoader workers: the collated batch is flipped there, the same way
+    for the same seed; validation and test batches never."""
+    folder = tmp_path / "images"
+    folder.mkdir()
+    half = np.zeros((8, 8, 3), dtype=np.uint8)
+    half[:, :4] = 255  # white left half: a flipped image is white on the right
+    for i in range(40):
+        Image.fromarray(half).save(folder / f"{i:02d}.png")
+    options = {"path": str(folder), "image_size": 8, "batch_size": 40, "num_workers": 1}
+    dm = ImageFolderDataModule(**options, augment=["hflip"])
+    dm.setup()
+
+    def flipped(images: torch.Tensor) -> torch.Tensor:
+        return images[:, :, :, -1].mean(dim=(1, 2)) > 0.5
+
+    torch.manual_seed(4)
+    images, _ = next(iter(dm.train_dataloader()))
+    assert 5 < flipped(images).sum() < len(images) - 5
+    torch.manual_seed(4)
+    again, _ = next(iter(dm.train_dataloader()))
+    assert torch.equal(again, images)
+    for loader in (dm.val_dataloader(), dm.test_dataloader()):
+        assert not flipped(next(iter(loader))[0]).any()
+    plain = ImageFolderDataModule(**options)
+    plain.setup()
+    assert not flipped(next(iter(plain.train_dataloader()))[0]).any()
+
+
+def test_every_image_datamodule_takes_augment():
+    from hydra.utils import get_class
+    from omegaconf import OmegaConf
+
+    for name in ("digits", "mnist", "fashion_mnist", "image_folder", "cifar10", "celeba"):
+        node = OmegaConf.load(Path(__file__).parents[1] / "conf" / "data" / f"{name}.yaml")
+        assert node.augment == [], name
+        assert "augment" in inspect.signature(get_class(node._target_)).parameters, name
+    dm = DigitsDataModule(augment=["hflip"])
+    dm.setup()
+    assert dm.train_dataloader().collate_fn.names == ("hflip",)
+    assert dm.val_dataloader().collate_fn is keep_batch
+
+
 def test_unknown_augmentation_is_one_line_listing_the_known(tmp_path):
     with pytest.raises(GenlabError) as err:
         CIFAR10DataModule(data_dir=str(tmp_path), augment=["hflip", "rotate"])
@@ -486,11 +532,10 @@ def test_unknown_augmentation_is_one_line_listing_the_known(tmp_path):
 
 # genlab-train end to end, on the small folders.
 
+# The experiments' DCGAN at small widths, for one epoch.
 SMALL_DCGAN = [
-    "model=dcgan",
     "model.generator_width=8",
     "model.discriminator_width=8",
-    "trainer.max_epochs=1",
     "logger=none",
     "data.batch_size=16",
     "data.augment=[hflip]",
@@ -503,12 +548,15 @@ def finite_metrics(run_dir: Path) -> dict[str, float]:
     return metrics
 
 
-def test_dcgan_trains_on_cifar10(train_cli, cifar, tmp_path):
+def test_experiment_dcgan_cifar10_end_to_end(train_cli, cifar, tmp_path):
+    """The experiment as shipped, at small widths: val/fid every epoch picks best.ckpt, which
+    is tested."""
     data_dir, _ = cifar
     run_dir = tmp_path / "run"
     result = train_cli(
+        "experiment=dcgan_cifar10",
         *SMALL_DCGAN,
-        "data=cifar10",
+        "trainer.max_epochs=2",
         f"data.data_dir={data_dir}",
         "data.val_size=10",
         f"paths.cache_dir={tmp_path / 'cache'}",
@@ -517,19 +565,49 @@ def test_dcgan_trains_on_cifar10(train_cli, cifar, tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = finite_metrics(run_dir)
-    assert {"train/loss_g", "val/loss_d", "test/fid"} <= set(metrics)
+    assert {"train/loss_g", "val/fid", "val/kid", "test/fid", "test/kid"} <= set(metrics)
+    best = torch.load(run_dir / "checkpoints" / "best.ckpt", weights_only=False)
+    (checkpointing,) = [v for v in best["callbacks"].values() if "best_model_score" in v]
+    assert checkpointing["monitor"] == "val/fid"
+    assert float(checkpointing["best_model_score"]) == pytest.approx(metrics["val/fid_best"])
+
+
+def test_experiment_vae_celeba64_end_to_end(train_cli, faces, tmp_path):
+    """PyTorch-VAE's set-up at 64x64 (its widths, MSE, the decaying learning rate), on the small
+    folder; decoding fills the cache."""
+    data_dir, cache_dir = faces
+    run_dir = tmp_path / "run"
+    result = train_cli(
+        "experiment=vae_celeba64",
+        "trainer.max_epochs=2",
+        "logger=none",
+        "data.batch_size=8",
+        "data.num_workers=0",
+        f"data.data_dir={data_dir}",
+        f"paths.cache_dir={cache_dir}",
+        f"hydra.run.dir={run_dir}",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = finite_metrics(run_dir)
+    assert {"train/loss", "val/loss", "test/loss", "test/recon", "test/kl"} <= set(metrics)
+    assert len(list((cache_dir / "celeba").glob("*.pt"))) == 3
+    last = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)
+    (scheduler,) = last["lr_schedulers"]
+    # Saved at the end of epoch 2, before that epoch's step of the schedule.
+    assert scheduler["_last_lr"][0] == pytest.approx(0.005 * 0.95)
 
 
 def test_dcgan_trains_on_celeba(train_cli, faces, tmp_path):
     data_dir, cache_dir = faces
     run_dir = tmp_path / "run"
     result = train_cli(
+        "experiment=dcgan_celeba64",
         *SMALL_DCGAN,
-        "data=celeba",
-        f"data.data_dir={data_dir}",
+        "trainer.max_epochs=1",
         "data.image_size=16",
         "data.num_workers=0",
-        "model.eval.features=none",
+        f"data.data_dir={data_dir}",
         f"paths.cache_dir={cache_dir}",
         f"hydra.run.dir={run_dir}",
         cwd=tmp_path,
@@ -537,7 +615,6 @@ def test_dcgan_trains_on_celeba(train_cli, faces, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = finite_metrics(run_dir)
     assert {"train/loss_g", "val/loss_d", "test/loss_d"} <= set(metrics)
-    assert len(list((cache_dir / "celeba").glob("*.pt"))) == 3
 
 
 def test_celeba_with_the_feature_classifier_is_refused_before_decoding(train_cli, faces, tmp_path):

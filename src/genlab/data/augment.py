@@ -4,6 +4,7 @@ per-sample transforms, drawn from torch's global RNG (so `seed` makes it repeat)
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 
@@ -37,14 +38,16 @@ def check_augment(names: Sequence[str]) -> tuple[str, ...]:
 
 
 class AugmentBatch:
-    """collate_fn of a training loader whose dataset returns whole batches (`TensorBatches`):
-    the batch's images augmented in order of `names`, the labels as they are."""
+    """collate_fn of a training loader: the batch's images augmented in order of `names`, the
+    labels as they are. The batch is the dataset's own (`TensorBatches` returns whole batches),
+    or `collate`'s of the samples (a dataset of files, in its DataLoader workers)."""
 
-    def __init__(self, names: Sequence[str]):
+    def __init__(self, names: Sequence[str], collate: Callable[[list], Any] | None = None):
         self.names = check_augment(names)
+        self.collate = collate
 
-    def __call__(self, batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, ...]:
-        images, labels = batch
+    def __call__(self, batch: Any) -> tuple[torch.Tensor, ...]:
+        images, labels = self.collate(batch) if self.collate else batch
         for name in self.names:
             images = AUGMENTATIONS[name](images)
         return images, labels

@@ -20,8 +20,9 @@ class DigitsDataModule(InMemoryImageDataModule):
         test_fraction: float = 0.15,
         split_seed: int = 42,
         value_range: Sequence[float] = (0.0, 1.0),
+        augment: Sequence[str] = (),
     ):
-        super().__init__(dims, batch_size, split_seed, value_range)
+        super().__init__(dims, batch_size, split_seed, value_range, augment)
         self.val_fraction = val_fraction
         self.test_fraction = test_fraction
 

@@ -10,6 +10,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset, default_collate
 
+from genlab.data.augment import AugmentBatch, check_augment
 from genlab.data.splits import SplitDataModule
 from genlab.errors import GenlabError
 from genlab.utils.pixels import from_unit_range, pixel_range
@@ -117,9 +118,11 @@ class ImageFolderDataModule(SplitDataModule):
         split_seed: int = 42,
         value_range: Sequence[float] = (0.0, 1.0),
         on_bad_image: str = "fail",
+        augment: Sequence[str] = (),
     ):
         super().__init__()
         self.on_bad_image = on_bad_image
+        self.augment = check_augment(augment)
         self.path = Path(path)
         self.dims = (channels, image_size, image_size)
         self.batch_size = batch_size
@@ -214,12 +217,15 @@ class ImageFolderDataModule(SplitDataModule):
             )
 
     def loader(self, split: str, shuffle: bool) -> DataLoader:
+        collate = collate_skipping_none if self.on_bad_image == "skip" else default_collate
+        if split == "train" and self.augment:
+            collate = AugmentBatch(self.augment, collate)
         return DataLoader(
             self.splits[split],
             batch_size=self.batch_size,
             shuffle=shuffle,
             num_workers=self.num_workers,
-            collate_fn=collate_skipping_none if self.on_bad_image == "skip" else None,
+            collate_fn=collate,
             persistent_workers=self.num_workers > 0,
             pin_memory=torch.cuda.is_available(),
         )

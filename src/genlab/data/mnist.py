@@ -31,8 +31,9 @@ class MNISTDataModule(InMemoryImageDataModule):
         val_size: int = 5000,
         split_seed: int = 42,
         value_range: Sequence[float] = (0.0, 1.0),
+        augment: Sequence[str] = (),
     ):
-        super().__init__(dims, batch_size, split_seed, value_range)
+        super().__init__(dims, batch_size, split_seed, value_range, augment)
         self.data_dir = Path(data_dir)
         self.download = download
         self.val_size = val_size
