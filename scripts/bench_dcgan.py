@@ -127,6 +127,7 @@ def run_genlab(epochs: int, data_dir: Path, cache_dir: Path) -> dict:
     start = time.perf_counter()
     subprocess.run(command, check=True, capture_output=True, text=True)
     wall = time.perf_counter() - start
+    print(f"genlab-train run: {run_dir}", flush=True)
     metrics = json.loads((run_dir / "metrics.json").read_text())
     return {
         "wall_s": wall,
