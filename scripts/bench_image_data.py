@@ -36,6 +36,8 @@ THREADS = 2  # the cores of this machine; DataLoader workers for decoding
 def write_cifar(root: Path, seed: int = 0) -> Path:
     """`root/cifar-10-batches-py/`: five training batches and a test batch of 10,000 images."""
     folder = root / "cifar-10-batches-py"
+    if (folder / "test_batch").is_file():  # written by an earlier run with this --dir
+        return folder
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
@@ -43,7 +45,7 @@ def write_cifar(root: Path, seed: int = 0) -> Path:
             "data": rng.integers(0, 256, (CIFAR_BATCH, 3072), dtype=np.uint8),
             "labels": [int(x) for x in rng.integers(0, 10, CIFAR_BATCH)],
         }
-        (folder / name).write_bytes(pickle.dumps(batch, protocol=2))
+        (folder / name).write_bytes(pickle.dumps(batch, protocol=4))
     return folder
 
 
@@ -55,6 +57,8 @@ def write_celeba(root: Path, seed: int = 0) -> Path:
 
     folder = root / "celeba"
     images = folder / "img_align_celeba"
+    if (folder / "list_eval_partition.txt").is_file():  # written by an earlier run with this --dir
+        return folder
     images.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     lines, number = [], 1
@@ -177,11 +181,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--dir", type=Path, help="where to write the data (default: a temp dir)")
+    parser.add_argument(
+        "--dir", type=Path, help="where to write the data, or find it from an earlier run"
+    )
     parser.add_argument("--only", choices=["cifar10", "celeba"])
+    parser.add_argument("--write-only", action="store_true", help="write the stand-ins, no runs")
     args = parser.parse_args()
     work = args.dir or Path(tempfile.mkdtemp(prefix="bench_image_data_"))
     print(f"data and runs in {work}", flush=True)
+    if args.write_only:
+        write_cifar(work / "data")
+        write_celeba(work / "data")
+        return
     if args.only in (None, "cifar10"):
         bench_cifar10(work)
     if args.only in (None, "celeba"):
