@@ -65,7 +65,8 @@ def train_genlab(datamodule, steps: int, warmup: int, batch_size: int) -> float:
     return timer.steps * batch_size * SIZE["n_positions"] / timer.seconds
 
 
-def train_plain(blocks: torch.Tensor, steps: int, warmup: int, batch_size: int) -> float:
+def train_plain(blocks, steps: int, warmup: int, batch_size: int) -> float:
+    """`blocks`: the training split's windows (inputs, targets one token ahead)."""
     torch.manual_seed(0)
     model = GPT2(**SIZE).model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.95), weight_decay=0.1)
@@ -73,8 +74,9 @@ def train_plain(blocks: torch.Tensor, steps: int, warmup: int, batch_size: int) 
     for i in range(steps + warmup):
         if i == warmup:
             start = time.perf_counter()
-        x = blocks[order[i * batch_size : (i + 1) * batch_size]]
-        loss = model(input_ids=x, labels=x).loss
+        x, y = blocks.__getitems__(order[i * batch_size : (i + 1) * batch_size].tolist())
+        logits = model(input_ids=x).logits
+        loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), y.flatten())
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -133,7 +135,7 @@ def main() -> None:
         cache_dir=cache,
     )
     datamodule.setup()
-    blocks = datamodule.splits["train"].images
+    blocks = datamodule.splits["train"]
 
     plain = train_plain(blocks, args.steps, args.warmup, args.batch_size)
     genlab = train_genlab(datamodule, args.steps, args.warmup, args.batch_size)

@@ -8,6 +8,7 @@ import json
 import math
 import threading
 
+import numpy as np
 import pytest
 import torch
 from conftest import quiet_trainer
@@ -58,17 +59,22 @@ def test_blocks_cover_the_corpus_in_order_and_are_cached(corpus, tmp_path):
     dm = TextDataModule(path=str(corpus), block_size=16, cache_dir=str(tmp_path / "cache"))
     dm.setup()
     ids = torch.tensor(gpt2_tokenizer()(corpus.read_text())["input_ids"])
-    blocks = torch.cat([dm.splits[name].images for name in ("train", "val", "test")])
-    n_blocks = len(ids) // 16
-    assert torch.equal(blocks.flatten(), ids[: n_blocks * 16])
-    for split in dm.splits.values():
-        assert torch.equal(split.images, split.labels)
-    cached = list((tmp_path / "cache" / "text_tokens").glob("*.pt"))
-    assert len(cached) == 1 and torch.equal(torch.load(cached[0]), ids.int())
+    start = 0
+    for name in ("train", "val", "test"):  # in order, each split's tokens in blocks
+        windows = dm.splits[name]
+        inputs, targets = windows.__getitems__(list(range(len(windows))))
+        n = len(windows.tokens)
+        assert torch.equal(inputs.flatten(), ids[start : start + (n - 1) // 16 * 16])
+        assert torch.equal(targets, ids[start + 1 : start + 1 + inputs.numel()].view(-1, 16))
+        start += n
+    assert start == len(ids)
+    cached = list((tmp_path / "cache" / "text_tokens").glob("*.bin"))
+    assert len(cached) == 1
+    assert np.array_equal(np.fromfile(cached[0], dtype=np.uint16), ids.numpy())
 
     corpus.write_text(corpus.read_text() + " More text.", encoding="utf-8")
     TextDataModule(path=str(corpus), block_size=16, cache_dir=str(tmp_path / "cache")).setup()
-    assert len(list((tmp_path / "cache" / "text_tokens").glob("*.pt"))) == 2  # keyed by content
+    assert len(list((tmp_path / "cache" / "text_tokens").glob("*.bin"))) == 2  # keyed by content
 
 
 def test_from_pretrained_loads_a_saved_model_and_its_tokenizer(tmp_path):
@@ -179,7 +185,7 @@ def test_train_export_and_generate_agree(train_cli, corpus, tmp_path, capfd):
     model, datamodule, _ = load_run(run_dir)
     (attention,) = model.attention_maps(**datamodule.example("test"))
     assert attention.weights.shape == (1, 2, 16, 16)  # layers, heads, tokens (one block of 16)
-    first_block = datamodule.splits["test"].images[0].tolist()
+    first_block = datamodule.splits["test"][0][0].tolist()
     assert attention.query_labels == gpt2_tokenizer().convert_ids_to_tokens(first_block)
     above = torch.ones(16, 16, dtype=torch.bool).triu(1)
     assert torch.all(attention.weights[..., above] == 0)  # causal
@@ -266,7 +272,7 @@ def test_attention_figures_callback_draws_a_gpt2_validation_block(corpus, tmp_pa
     events.Reload()
     (image,) = events.Images("attention/self")
     assert image.step == 7
-    second_block = datamodule.splits["val"].images[1][:16].tolist()
+    second_block = datamodule.splits["val"][1][0][:16].tolist()
     (attention,) = model.attention_maps(**datamodule.example("val", index=1))
     assert attention.query_labels == gpt2_tokenizer().convert_ids_to_tokens(second_block)
 

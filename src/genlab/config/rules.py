@@ -97,7 +97,15 @@ NUMBER_PAIR = Rule(
     "a pair of numbers in [0, 1), e.g. [0.9, 0.999]",
     lambda v: isinstance(v, list) and len(v) == 2 and all(_is_number(x) and 0 <= x < 1 for x in v),
 )
-TEXTS = Rule("a list of non-empty texts", lambda v: isinstance(v, list) and all(map(_is_text, v)))
+# Whitespace counts (prompts: nanoGPT starts its samples from "\n").
+TEXTS = Rule(
+    "a list of non-empty texts",
+    lambda v: isinstance(v, list) and all(isinstance(x, str) and x != "" for x in v),
+)
+BATCH_LIMIT = Rule(
+    "a number of batches (an integer >= 0) or a fraction of them in [0, 1]",
+    lambda v: (is_int(v) and v >= 0) or (_is_number(v) and 0 <= v <= 1),
+)
 # What MLflow and W&B both take as a tag.
 _TAG = re.compile(r"[A-Za-z0-9_.\-/ ]{1,64}")
 TAGS = Rule(
@@ -133,6 +141,7 @@ RULES: dict[str, Rule] = {
     "dataset_config": TEXT.or_null(),
     "url": TEXT.or_null(),
     "tokenizer": TEXT.or_null(),
+    "sampling": one_of("blocks", "random_windows"),
     "task": TEXT.or_null(),
     # Image data: batch augmentations (genlab.data.augment.AUGMENTATIONS), cached decoding.
     "augment": Rule(
@@ -225,6 +234,13 @@ RULES: dict[str, Rule] = {
     "accumulate_grad_batches": POSITIVE_INT,
     "log_every_n_steps": POSITIVE_INT,
     "check_val_every_n_epoch": POSITIVE_INT.or_null(),
+    "val_check_interval": Rule(
+        "a number of training batches (a positive integer) or a fraction of an epoch in (0, 1]",
+        lambda v: (is_int(v) and v > 0) or (_is_number(v) and 0 < v <= 1),
+    ),
+    "limit_train_batches": BATCH_LIMIT,
+    "limit_val_batches": BATCH_LIMIT,
+    "limit_test_batches": BATCH_LIMIT,
     "num_nodes": POSITIVE_INT,
     "accelerator": Rule("an accelerator name: auto, cpu, gpu, ...", _is_text),
     "strategy": Rule("a strategy name (auto, ddp, fsdp, ...) or a strategy config", _is_text),

@@ -6,7 +6,7 @@ members (no base class to inherit). Check them after `setup`: some members read 
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from torch.utils.data import DataLoader
 
@@ -41,3 +41,12 @@ class HasVocabularies(Protocol):
 
     source_vocab: Vocabulary | None
     target_vocab: Vocabulary | None
+
+
+@runtime_checkable
+class HasTokenizer(Protocol):
+    """Text tokenized by a Hugging Face tokenizer, which a language model can be built on."""
+
+    def text_tokenizer(self) -> Any:
+        """The tokenizer (a character vocabulary is read from the text on first use)."""
+        ...

@@ -1,36 +1,52 @@
-"""Text for language models: tokenized once (cached on disk), cut into blocks, split in order."""
+"""Text for language models: tokenized once into a token file, split in order, read as windows."""
 
 from __future__ import annotations
 
 import glob
-import hashlib
 import logging
-import time
+import os
 import urllib.request
 from pathlib import Path
 from typing import Any
 
-import torch
+import numpy as np
 from torch.utils.data import DataLoader
 
-from genlab.data.in_memory import TensorBatches, keep_batch
+from genlab.data.in_memory import keep_batch
 from genlab.data.splits import SplitDataModule
+from genlab.data.text_source import HubText, TextFiles
+from genlab.data.token_cache import cached_characters, token_dtype, token_file
+from genlab.data.token_windows import RandomWindows, TokenWindows, drawn_windows
 from genlab.errors import GenlabError
-from genlab.text.tokenizer import gpt2_tokenizer, tokenizer_key
+from genlab.text.chars import CharEncoder, char_tokenizer, characters_of
+from genlab.text.tokenizer import GPT2_BPE, is_char_level, load_tokenizer
 from genlab.utils.atomic import replace_atomically
-from genlab.utils.cache import load_cached, save_cached
 
 log = logging.getLogger(__name__)
+
+SAMPLINGS = ("blocks", "random_windows")
+# The validation windows of random_windows sampling are drawn once, from this seed: the same
+# for every run on the same text, so their losses compare across runs and seeds.
+VALIDATION_SEED = 0
 
 
 class TextDataModule(SplitDataModule):
     """Local `.txt` files (a path or a glob) or, online, a Hugging Face `datasets` name.
 
-    The files are read in sorted order and joined with the end-of-text token, tokenized with the
-    model's tokenizer and cached as token ids in `cache_dir`, keyed by the text's and the
-    tokenizer's hashes. The stream is cut into `block_size` blocks (labels = inputs): the first
-    blocks train, the next `val_fraction` validate and the last `test_fraction` test, so the
-    splits never share text. With `url` set, a missing `path` is downloaded there once.
+    `tokenizer`: `gpt2` (GPT-2's BPE, offline), `char` (the text's characters plus an
+    end-of-text token, nanoGPT's shakespeare_char), or a pretrained model's name or directory.
+    The files are read in sorted order, joined by the end-of-text token, and tokenized once into
+    a token file in `cache_dir`, keyed by the text's and the tokenizer's hashes; batches read
+    it through a memory map. The token stream is cut in order: the first tokens train, the next
+    `val_fraction` validate and the last `test_fraction` test, so the splits never share text
+    (`test_fraction=0`: test scores the whole validation text).
+
+    Batches are (inputs, targets) of windows of `block_size` + 1 tokens, targets one token
+    ahead. `sampling=blocks`: windows one after the other (each split's every token once),
+    shuffled for training. `sampling=random_windows`: each training batch takes `batch_size`
+    windows at random starts (nanoGPT's get_batch; an epoch is as many batches as blocks would
+    be), and validation windows are drawn at random once. Test is blocks either way. With
+    `url` set, a missing `path` is downloaded there once.
     """
 
     data_kind = "token blocks"
@@ -41,7 +57,8 @@ class TextDataModule(SplitDataModule):
         dataset: str | None = None,
         dataset_config: str | None = None,
         url: str | None = None,
-        tokenizer: str | None = None,
+        tokenizer: str | None = GPT2_BPE,
+        sampling: str = "blocks",
         block_size: int = 128,
         batch_size: int = 32,
         val_fraction: float = 0.05,
@@ -49,13 +66,18 @@ class TextDataModule(SplitDataModule):
         cache_dir: str = ".cache/genlab",
     ):
         super().__init__()
+        if sampling not in SAMPLINGS:
+            raise ValueError(f"sampling={sampling!r}: use one of {SAMPLINGS}")
         self.path, self.dataset, self.dataset_config, self.url = path, dataset, dataset_config, url
         self.tokenizer_name = tokenizer
+        self.sampling = sampling
         self.block_size = block_size
         self.batch_size = batch_size
         self.fractions = (val_fraction, test_fraction)
         self.cache_dir = Path(cache_dir)
-        self.splits: dict[str, TensorBatches] = {}
+        self.splits: dict[str, TokenWindows] = {}
+        self._source: TextFiles | HubText | None = None
+        self._tokenizer = None
 
     @classmethod
     def config_problems(cls, config: dict[str, Any]) -> list[str]:
@@ -68,8 +90,32 @@ class TextDataModule(SplitDataModule):
         return problems
 
     @property
-    def tokenizer(self):
-        return gpt2_tokenizer(self.tokenizer_name)
+    def source(self) -> TextFiles | HubText:
+        if self._source is None:
+            self._source = (
+                HubText(self.dataset, self.dataset_config)
+                if self.dataset
+                else TextFiles(self.path, self.url)
+            )
+        return self._source
+
+    @property
+    def token_folder(self) -> Path:
+        return self.cache_dir / "text_tokens"
+
+    def text_tokenizer(self):
+        """The tokenizer of this text: a character vocabulary is read from the text (once,
+        then cached beside its tokens), any other is loaded by name."""
+        if self._tokenizer is None:
+            if is_char_level(self.tokenizer_name):
+                self._tokenizer = char_tokenizer(self._characters())
+            else:
+                self._tokenizer = load_tokenizer(self.tokenizer_name)
+        return self._tokenizer
+
+    def _characters(self) -> list[str]:
+        self.prepare_data()
+        return cached_characters(self.source, self.token_folder)
 
     def prepare_data(self) -> None:
         if self.path and self.url and not glob.glob(self.path):
@@ -84,93 +130,76 @@ class TextDataModule(SplitDataModule):
                 f"hand and point data.path at your copy"
             ) from None
 
-    def _read_text(self) -> str:
-        if self.dataset:
-            return self._read_hf_dataset()
-        if Path(self.path).is_dir():
-            raise GenlabError(
-                f"data.path={self.path} is a folder: give a text file, or a glob of them "
-                f"(data.path='{Path(self.path) / '*.txt'}')"
-            )
-        files = sorted(f for f in glob.glob(self.path) if Path(f).is_file())  # not folders
-        if not files:
-            hint = " (or set data.url to download it)" if not self.url else ""
-            raise GenlabError(f"data.path={self.path}: no such file{hint}")
-        texts = []
-        for name in files:
-            try:
-                text = Path(name).read_text(encoding="utf-8")
-            except UnicodeDecodeError as err:
-                raise GenlabError(
-                    f"{name} is not UTF-8 text (byte {err.start}); convert it"
-                ) from None
-            if not text.strip():
-                raise GenlabError(f"{name} is empty: give a file with text in it")
-            texts.append(text)
-        return self.tokenizer.eos_token.join(texts)
-
-    def _read_hf_dataset(self) -> str:
-        try:
-            from datasets import load_dataset
-        except ImportError:
-            raise GenlabError(
-                "data.dataset needs the `datasets` package: pip install datasets"
-            ) from None
-        try:
-            splits = load_dataset(self.dataset, self.dataset_config)
-        except Exception as err:  # hub, network and format errors all end here
-            raise GenlabError(f"cannot load data.dataset={self.dataset}: {err}") from None
-        return "\n".join(
-            row["text"]
-            for name in ("train", "validation", "test")
-            if name in splits
-            for row in splits[name]
-        )
-
-    def token_ids(self) -> torch.Tensor:
-        """The whole corpus as token ids, from the cache when this text and tokenizer were seen."""
-        text = self._read_text()
-        tokenizer = self.tokenizer
-        digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
-        path = self.cache_dir / "text_tokens" / f"{digest}_{tokenizer_key(tokenizer)}.pt"
-        cached = load_cached(path)
-        if isinstance(cached, torch.Tensor):
-            return cached
-        log.info("tokenizing %.1f MB of text, once (cached in %s)", len(text) / 1e6, path.parent)
-        start = time.perf_counter()
-        ids = torch.tensor(tokenizer(text, verbose=False)["input_ids"], dtype=torch.int32)
-        save_cached(ids, path)
-        log.info("tokenized into %d tokens in %.1f s", len(ids), time.perf_counter() - start)
-        return ids
+    def token_ids(self) -> np.memmap:
+        """The whole corpus as token ids (memory-mapped), tokenized into the cache when this
+        text and tokenizer were not seen."""
+        tokenizer = self.text_tokenizer()
+        if is_char_level(self.tokenizer_name):  # a lookup table: numpy speed, one process
+            encode = CharEncoder(characters_of(tokenizer), token_dtype(len(tokenizer)))
+            return token_file(self.source, tokenizer, self.token_folder, encode)
+        # GPT-2's BPE tokenizes about 1 MB/s: chunks go to several processes.
+        processes = min(_cores(), 8)
+        return token_file(self.source, tokenizer, self.token_folder, processes=processes)
 
     def setup(self, stage: str | None = None) -> None:
         if self.splits:
             return
-        ids = self.token_ids()
-        n_blocks = len(ids) // self.block_size
-        n_val, n_test = (max(1, int(n_blocks * f)) for f in self.fractions)
-        if n_blocks < n_val + n_test + 1:
+        tokens = self.token_ids()
+        bounds = self._split_bounds(len(tokens))
+        train, val, test = (tokens[start:end] for start, end in bounds)
+        block = self.block_size
+        if self.sampling == "random_windows":
+            self.splits["train"] = TokenWindows(train, block, stride=1)
+            count = max(1, len(val) // (block * self.batch_size)) * self.batch_size
+            self.splits["val"] = drawn_windows(val, block, count, VALIDATION_SEED)
+        else:
+            self.splits["train"] = TokenWindows(train, block, stride=block)
+            self.splits["val"] = TokenWindows(val, block, stride=block)
+        if len(test) == 0:
+            log.info("data.test_fraction=0: test scores the whole validation text")
+            test = val
+        self.splits["test"] = TokenWindows(test, block, stride=block)
+
+    def _split_bounds(self, n: int) -> list[tuple[int, int]]:
+        """Token ranges of train, val and test, in order (nanoGPT's int(n * 0.9) for train at
+        a 10% val_fraction); each evaluation split at least one window long."""
+        val_fraction, test_fraction = self.fractions
+        window = self.block_size + 1
+        n_test = n - int(n * (1 - test_fraction)) if test_fraction > 0 else 0
+        n_val = int(n * (1 - test_fraction)) - int(n * (1 - val_fraction - test_fraction))
+        n_val = max(n_val, window)
+        n_test = max(n_test, window) if test_fraction > 0 else 0
+        n_train = n - n_val - n_test
+        if n_train < window:
             raise GenlabError(
-                f"the text has {len(ids)} tokens: too short for train/val/test blocks of "
+                f"the text has {n} tokens: too short for train/val/test windows of "
                 f"data.block_size={self.block_size}; give more text or a smaller block_size"
             )
-        blocks = ids[: n_blocks * self.block_size].long().view(n_blocks, self.block_size)
-        n_train = n_blocks - n_val - n_test
-        bounds = {
-            "train": (0, n_train),
-            "val": (n_train, n_train + n_val),
-            "test": (n_train + n_val, n_blocks),
-        }
-        for name, (start, end) in bounds.items():
-            self.splits[name] = TensorBatches(blocks[start:end], blocks[start:end])
+        return [(0, n_train), (n_train, n_train + n_val), (n_train + n_val, n)]
 
     def example(self, split: str = "test", index: int = 0, max_tokens: int = 32) -> dict[str, str]:
-        """The first `max_tokens` tokens of a split's block `index`, as text (attention maps)."""
+        """The first `max_tokens` tokens of a split's window `index`, as text (attention maps)."""
         self.setup()
-        block = self.splits[split].images[index][:max_tokens]
-        return {"text": self.tokenizer.decode(block.tolist())}
+        inputs, _ = self.splits[split][index]
+        return {"text": self.text_tokenizer().decode(inputs[:max_tokens].tolist())}
+
+    def train_dataloader(self) -> DataLoader:
+        if self.sampling != "random_windows":
+            return super().train_dataloader()
+        windows = self.splits["train"]
+        # An epoch: as many batches as blocks would make (Lightning's loops count epochs).
+        batches = max(1, len(windows.tokens) // (self.block_size * self.batch_size))
+        sampler = RandomWindows(len(windows), self.batch_size, batches)
+        return DataLoader(
+            windows, batch_size=self.batch_size, sampler=sampler, collate_fn=keep_batch
+        )
 
     def loader(self, split: str, shuffle: bool) -> DataLoader:
         return DataLoader(
             self.splits[split], batch_size=self.batch_size, shuffle=shuffle, collate_fn=keep_batch
         )
+
+
+def _cores() -> int:
+    """The cores this process may use."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

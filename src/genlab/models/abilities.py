@@ -108,3 +108,12 @@ class LearnsVocabularies(Protocol):
     """A model whose vocabularies come from the training data (before it can be built)."""
 
     def build(self, source: Any, target: Any) -> None: ...
+
+
+@runtime_checkable
+class LearnsTokenizer(Protocol):
+    """A language model built on its training data's tokenizer (a character vocabulary read
+    from the corpus), which its checkpoints then carry. Other tokenizers it has from its
+    config; `build_on` then checks that the data's has the same vocabulary."""
+
+    def build_on(self, tokenizer: Any) -> None: ...

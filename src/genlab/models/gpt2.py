@@ -8,23 +8,29 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
 from genlab.errors import GenlabError
 from genlab.models.attention_maps import AttentionMap, hf_attentions
 from genlab.models.base import GenlabModule, OptimizerFactory
 from genlab.models.schedules import decayed_warmup_cosine
-from genlab.text.tokenizer import gpt2_tokenizer
+from genlab.text.chars import char_tokenizer, characters_of, refuse_unknown_characters
+from genlab.text.tokenizer import GPT2_BPE, gpt2_tokenizer, is_char_level, load_tokenizer
 
 _DEFAULT_OPTIMIZER = partial(torch.optim.AdamW, lr=3e-4, betas=(0.9, 0.95))
 
 
 class GPT2(GenlabModule):
-    """`pretrained`: a hub name or local directory for `from_pretrained`; None builds a GPT-2
-    from the size fields and trains it from scratch (the offline route).
+    """`pretrained`: a hub name or local directory for `from_pretrained`, with that model's
+    tokenizer; None builds a GPT-2 from the size fields and trains it from scratch (offline)
+    with `tokenizer`: `gpt2` (GPT-2's BPE), `char` (the characters of its training text: the
+    network is built by `build_on` with the data's tokenizer, which every checkpoint then
+    carries), or a pretrained tokenizer's name or directory.
 
-    Logs `loss` (mean cross-entropy per token, nats) and `ppl` = exp(loss) per stage. AdamW
-    decays matrices only (not biases or LayerNorm weights); the learning rate warms up linearly
-    for `warmup_steps`, then follows a cosine to `min_lr_ratio` of its peak at the last step
+    Batches are (inputs, targets), the targets one token ahead of the inputs. Logs `loss`
+    (mean cross-entropy per token, nats) and `ppl` = exp(loss) per stage. AdamW decays matrices
+    only (not biases or LayerNorm weights); the learning rate warms up linearly for
+    `warmup_steps`, then follows a cosine to `min_lr_ratio` of its peak at the last step
     (`trainer.estimated_stepping_batches`, so `accumulate_grad_batches` is accounted for).
     """
 
@@ -33,6 +39,7 @@ class GPT2(GenlabModule):
     def __init__(
         self,
         pretrained: str | None = None,
+        tokenizer: str | None = GPT2_BPE,
         n_layer: int = 4,
         n_head: int = 4,
         n_embd: int = 128,
@@ -50,13 +57,16 @@ class GPT2(GenlabModule):
         super().__init__(optimizer or _DEFAULT_OPTIMIZER)
         self.save_hyperparameters(ignore=["optimizer"], logger=False)
         self.pretrained = pretrained
-        self.tokenizer = gpt2_tokenizer(pretrained, trust_remote_code)
-        self.model = self._build(
-            pretrained, n_layer, n_head, n_embd, n_positions, dropout, trust_remote_code
-        )
-        self.model.loss_type = "ForCausalLM"  # the default; saying so silences a warning
-        if gradient_checkpointing:
-            self.model.gradient_checkpointing_enable()
+        self.char_level = not pretrained and is_char_level(tokenizer)
+        # Both set when the network is made: here, or by `build_on` for a character model.
+        self.tokenizer: Any = None
+        self.model: Any = None
+        if pretrained:
+            network = _load_pretrained(pretrained, trust_remote_code)
+            self._use(gpt2_tokenizer(pretrained, trust_remote_code), network)
+        elif not self.char_level:
+            own = load_tokenizer(tokenizer, trust_remote_code)
+            self._use(own, self._new_network(own))
         self.weight_decay = weight_decay
         self.warmup_steps = warmup_steps
         self.min_lr_ratio = min_lr_ratio
@@ -72,6 +82,17 @@ class GPT2(GenlabModule):
         n_embd, n_head = model.get("n_embd"), model.get("n_head")
         if not pretrained and n_embd and n_head and n_embd % n_head:
             problems.append(f"model.n_embd={n_embd} must be divisible by model.n_head={n_head}")
+        tokenizer = model.get("tokenizer")
+        if pretrained and tokenizer not in (None, pretrained):
+            problems.append(
+                f"data.tokenizer={tokenizer}: model.pretrained={pretrained} has its own "
+                f"tokenizer; leave data.tokenizer unset (it follows model.pretrained)"
+            )
+        elif "tokenizer" in data and tokenizer != data["tokenizer"]:
+            problems.append(
+                f"model.tokenizer={tokenizer} differs from data.tokenizer={data['tokenizer']}: "
+                f"leave model.tokenizer unset (it follows data.tokenizer)"
+            )
         context, key = _context_length(model)
         block_size = data.get("block_size")
         if context and isinstance(block_size, int) and block_size > context:
@@ -81,46 +102,71 @@ class GPT2(GenlabModule):
             )
         return problems
 
-    def _build(self, pretrained, n_layer, n_head, n_embd, n_positions, dropout, trust_remote_code):
-        from transformers import AutoConfig, GPT2Config, GPT2LMHeadModel
+    def _new_network(self, tokenizer):
+        """A GPT-2 of the configured size for this tokenizer's vocabulary, freshly initialized."""
+        from transformers import GPT2Config, GPT2LMHeadModel
 
-        if pretrained:
-            try:
-                # Another architecture would load as a GPT-2 with every weight freshly made
-                # (transformers only warns).
-                kind = AutoConfig.from_pretrained(pretrained, trust_remote_code=trust_remote_code)
-                if kind.model_type != "gpt2":
-                    raise GenlabError(
-                        f"model.pretrained={pretrained} is a {kind.model_type} model; model=gpt2 "
-                        f"takes GPT-2 checkpoints (gpt2, distilgpt2, gpt2-medium, ...)"
-                    )
-                # from_pretrained returns eval mode; Lightning keeps modes: dropout would be off.
-                return GPT2LMHeadModel.from_pretrained(
-                    pretrained, trust_remote_code=trust_remote_code
-                ).train()
-            except (OSError, ValueError) as err:
-                raise GenlabError(
-                    f"cannot load model.pretrained={pretrained} ({err}); it needs internet, a "
-                    f"Hugging Face cache or a local directory. To train from scratch offline, use "
-                    f"model.pretrained=null (e.g. experiment=gpt2_shakespeare)"
-                ) from None
+        sizes = self.hparams
         config = GPT2Config(
-            vocab_size=len(self.tokenizer),
-            n_positions=n_positions,
-            n_embd=n_embd,
-            n_layer=n_layer,
-            n_head=n_head,
-            resid_pdrop=dropout,
-            embd_pdrop=dropout,
-            attn_pdrop=dropout,
-            bos_token_id=self.tokenizer.eos_token_id,
-            eos_token_id=self.tokenizer.eos_token_id,
+            vocab_size=len(tokenizer),
+            n_positions=sizes.n_positions,
+            n_embd=sizes.n_embd,
+            n_layer=sizes.n_layer,
+            n_head=sizes.n_head,
+            resid_pdrop=sizes.dropout,
+            embd_pdrop=sizes.dropout,
+            attn_pdrop=sizes.dropout,
+            bos_token_id=tokenizer.eos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
         )
         return GPT2LMHeadModel(config)
 
+    def _use(self, tokenizer, network) -> None:
+        network.loss_type = "ForCausalLM"  # the default; saying so silences a warning
+        if self.hparams.gradient_checkpointing:
+            network.gradient_checkpointing_enable()
+        self.tokenizer, self.model = tokenizer, network
+
+    def build_on(self, tokenizer) -> None:
+        """A character model: make the network for the data's characters (once; a later call,
+        from a checkpoint, must bring the same ones). A model that has its tokenizer already
+        checks that the data's has the same vocabulary."""
+        if self.model is None:
+            refuse_unknown_characters(tokenizer, self.sample_prompts, "model.sample_prompts")
+            self._use(tokenizer, self._new_network(tokenizer))
+            return
+        if tokenizer is self.tokenizer or tokenizer.get_vocab() == self.tokenizer.get_vocab():
+            return
+        if self.char_level:
+            raise GenlabError(
+                "this checkpoint was trained on other characters than this data has: resume or "
+                "test it with the run's own data config"
+            )
+        raise GenlabError(
+            "the data is tokenized with another vocabulary than the model's: leave "
+            "model.tokenizer unset (it follows data.tokenizer)"
+        )
+
+    def configure_model(self) -> None:
+        if self.model is None:
+            raise GenlabError(
+                "model.tokenizer=char builds the model on the characters of its training text: "
+                "train it with data=text data.tokenizer=char"
+            )
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_save_checkpoint(checkpoint)
+        if self.char_level:
+            checkpoint["characters"] = characters_of(self.tokenizer)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_load_checkpoint(checkpoint)
+        if self.char_level and "characters" in checkpoint:
+            self.build_on(char_tokenizer(checkpoint["characters"]))
+
     @property
     def context_length(self) -> int:
-        return self.model.config.n_positions
+        return self.model.config.n_positions if self.model is not None else self.hparams.n_positions
 
     def forward(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None
@@ -129,8 +175,10 @@ class GPT2(GenlabModule):
         return self.model(input_ids=input_ids, attention_mask=attention_mask).logits
 
     def compute_losses(self, batch, stage: str) -> dict[str, torch.Tensor]:
-        input_ids, labels = batch[0], batch[1]
-        return {"loss": self.model(input_ids=input_ids, labels=labels).loss}
+        """Cross-entropy of every position's prediction against its target (one token ahead)."""
+        inputs, targets = batch
+        logits = self.model(input_ids=inputs).logits
+        return {"loss": F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten())}
 
     def derived_metrics(self, means: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {"ppl": torch.exp(means["loss"])}
@@ -160,6 +208,8 @@ class GPT2(GenlabModule):
         repetition_penalty, num_return_sequences. Returns one text per returned sequence.
         """
         tokenizer = self.tokenizer
+        if self.char_level:
+            refuse_unknown_characters(tokenizer, prompts, "the prompt")
         tokenizer.padding_side = "left"
         encoded = tokenizer(list(prompts), return_tensors="pt", padding=True).to(self.device)
         # Prompt and continuation must fit the context: longer prompts keep their ends (with
@@ -195,6 +245,8 @@ class GPT2(GenlabModule):
         """Causal self-attention of every layer and head over `text` (up to the context)."""
         if target is not None:
             raise GenlabError("target= is for encoder-decoder models; GPT-2 only takes text=")
+        if self.char_level:
+            refuse_unknown_characters(self.tokenizer, [text], "text=")
         ids = self.tokenizer(text)["input_ids"][: self.context_length]
         if not ids:
             raise GenlabError("text= is empty: give some text to draw attention over")
@@ -205,6 +257,30 @@ class GPT2(GenlabModule):
         labels = self.tokenizer.convert_ids_to_tokens(ids)
         weights = torch.stack(output["attentions"])[:, 0]
         return [AttentionMap("self", "GPT-2 self-attention (causal)", weights, labels, labels)]
+
+
+def _load_pretrained(pretrained: str, trust_remote_code: bool):
+    from transformers import AutoConfig, GPT2LMHeadModel
+
+    try:
+        # Another architecture would load as a GPT-2 with every weight freshly made
+        # (transformers only warns).
+        kind = AutoConfig.from_pretrained(pretrained, trust_remote_code=trust_remote_code)
+        if kind.model_type != "gpt2":
+            raise GenlabError(
+                f"model.pretrained={pretrained} is a {kind.model_type} model; model=gpt2 "
+                f"takes GPT-2 checkpoints (gpt2, distilgpt2, gpt2-medium, ...)"
+            )
+        # from_pretrained returns eval mode; Lightning keeps modes: dropout would be off.
+        return GPT2LMHeadModel.from_pretrained(
+            pretrained, trust_remote_code=trust_remote_code
+        ).train()
+    except (OSError, ValueError) as err:
+        raise GenlabError(
+            f"cannot load model.pretrained={pretrained} ({err}); it needs internet, a "
+            f"Hugging Face cache or a local directory. To train from scratch offline, use "
+            f"model.pretrained=null (e.g. experiment=gpt2_shakespeare)"
+        ) from None
 
 
 def _context_length(model: dict[str, Any]) -> tuple[int | None, str]:

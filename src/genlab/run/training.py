@@ -25,9 +25,9 @@ from genlab.config.compose import (
     instantiate_model,
 )
 from genlab.config.machine import check_multirun, cuda_devices, processes_per_run
-from genlab.data.abilities import HasVocabularies
+from genlab.data.abilities import HasTokenizer, HasVocabularies
 from genlab.errors import GenlabError, RunInterrupted, TrainingDiverged
-from genlab.models.abilities import LearnsVocabularies
+from genlab.models.abilities import LearnsTokenizer, LearnsVocabularies
 from genlab.models.base import GenlabModule
 from genlab.run.checkpoints import (
     check_checkpoint_fits,
@@ -201,13 +201,17 @@ def strategy_for(strategy: Any, model: L.LightningModule) -> Any:
 
 def build_data_and_model(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule]:
     """The datamodule and model of a config. A model that learns its vocabularies from the
-    data (seq2seq from scratch) is built on those of the training split."""
+    data (seq2seq from scratch) is built on those of the training split; a language model on
+    the data's tokenizer (a character vocabulary read from the text)."""
     datamodule = instantiate_data(cfg.data)
     model = instantiate_model(cfg.model)
     if isinstance(model, LearnsVocabularies) and isinstance(datamodule, HasVocabularies):
         datamodule.prepare_data()
         datamodule.setup("fit")
         model.build(datamodule.source_vocab, datamodule.target_vocab)
+    if isinstance(model, LearnsTokenizer) and isinstance(datamodule, HasTokenizer):
+        datamodule.prepare_data()
+        model.build_on(datamodule.text_tokenizer())
     return datamodule, model
 
 

