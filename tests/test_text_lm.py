@@ -15,7 +15,7 @@ from genlab.cli.export import main as export_main
 from genlab.cli.generate import main as generate_main
 from genlab.data.text import TextDataModule
 from genlab.data.text_source import TextFiles
-from genlab.data.token_cache import TokenizerEncode, token_dtype, write_tokens
+from genlab.data.token_cache import TokenFile, TokenizerEncode, token_dtype, write_tokens
 from genlab.data.token_windows import RandomWindows, TokenWindows
 from genlab.errors import GenlabError
 from genlab.models.gpt2 import GPT2
@@ -118,7 +118,7 @@ def test_memory_mapped_windows_are_the_texts_windows(play, tmp_path):
     dm = setup()
     text = play.read_text()
     ids = torch.tensor(dm.text_tokenizer()(text)["input_ids"])
-    assert isinstance(dm.splits["train"].tokens, np.memmap)
+    assert isinstance(dm.splits["train"].tokens, TokenFile)
     n_train = int(len(ids) * 0.9)  # nanoGPT's split
     assert len(dm.splits["train"].tokens) == n_train
     assert len(dm.splits["val"].tokens) == len(ids) - n_train

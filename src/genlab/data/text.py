@@ -9,13 +9,12 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from torch.utils.data import DataLoader
 
 from genlab.data.in_memory import keep_batch
 from genlab.data.splits import SplitDataModule
 from genlab.data.text_source import HubText, TextFiles
-from genlab.data.token_cache import cached_characters, token_dtype, token_file
+from genlab.data.token_cache import TokenFile, cached_characters, token_dtype, token_file
 from genlab.data.token_windows import RandomWindows, TokenWindows, drawn_windows
 from genlab.errors import GenlabError
 from genlab.text.chars import CharEncoder, char_tokenizer, characters_of
@@ -130,9 +129,9 @@ class TextDataModule(SplitDataModule):
                 f"hand and point data.path at your copy"
             ) from None
 
-    def token_ids(self) -> np.memmap:
-        """The whole corpus as token ids (memory-mapped), tokenized into the cache when this
-        text and tokenizer were not seen."""
+    def token_ids(self) -> TokenFile:
+        """The whole corpus as token ids, in the token file: tokenized into the cache when
+        this text and tokenizer were not seen."""
         tokenizer = self.text_tokenizer()
         if is_char_level(self.tokenizer_name):  # a lookup table: numpy speed, one process
             encode = CharEncoder(characters_of(tokenizer), token_dtype(len(tokenizer)))

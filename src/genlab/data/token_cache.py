@@ -1,5 +1,5 @@
 """A corpus's token ids on disk: tokenized once into a flat `.bin` file and read back through
-`numpy.memmap`, so that memory does not grow with the corpus.
+`numpy.memmap`, a map per read, so that memory does not grow with the corpus.
 
 The file holds the ids as uint16, or uint32 for vocabularies of more than 65535 ids (nanoGPT's
 `train.bin`), and is named by the text's hash and the tokenizer's (`text_tokens/<text>_<tokenizer>
@@ -93,8 +93,8 @@ def token_file(
     folder: Path,
     encode: Encode | None = None,
     processes: int = 1,
-) -> np.memmap:
-    """The whole text's ids, memory-mapped; tokenized into the cache first if this text and
+) -> TokenFile:
+    """The whole text's ids, in the token file; tokenized into the cache first if this text and
     tokenizer were not seen. `encode`: a faster equivalent of the tokenizer (a character
     table); `processes` > 1 tokenizes chunks in up to that many processes (for slow
     tokenizers; one for a text of a few chunks, where starting them would cost more)."""
@@ -185,8 +185,42 @@ def _encode(chunk: str) -> np.ndarray:
     return _worker_encode(chunk)
 
 
-def _open(path: Path, dtype: type) -> np.memmap | None:
-    """The token file at `path` memory-mapped, or None when there is none or it is damaged."""
+class TokenFile:
+    """The ids of a token file from `start` to `end`, read through a memory map that is opened
+    for each read and closed after it, as nanoGPT's get_batch does: a map kept open keeps every
+    page it has read resident in the process, so that its memory would grow with the corpus.
+    Slicing gives a part of the file (nothing is read); any other index reads (a copy)."""
+
+    def __init__(self, path: Path, dtype: type, start: int = 0, end: int | None = None):
+        self.path, self.dtype = path, np.dtype(dtype)
+        self.start = start
+        self.end = path.stat().st_size // self.dtype.itemsize if end is None else end
+
+    def __len__(self) -> int:
+        return self.end - self.start
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            start, stop, step = index.indices(len(self))
+            if step != 1:
+                raise ValueError("a token file is sliced in one piece (step 1)")
+            return TokenFile(
+                self.path, self.dtype, self.start + start, self.start + max(start, stop)
+            )
+        tokens = np.memmap(
+            self.path,
+            dtype=self.dtype,
+            mode="r",
+            offset=self.start * self.dtype.itemsize,
+            shape=(len(self),),
+        )
+        read = np.array(tokens[index])
+        del tokens  # unmapped: the pages it read leave this process
+        return read
+
+
+def _open(path: Path, dtype: type) -> TokenFile | None:
+    """The token file at `path`, or None when there is none or it is damaged."""
     if not path.is_file():
         return None
     size = path.stat().st_size
@@ -194,7 +228,7 @@ def _open(path: Path, dtype: type) -> np.memmap | None:
         log.warning("ignoring the damaged cache file %s: rebuilding it", path)
         path.unlink(missing_ok=True)
         return None
-    return np.memmap(path, dtype=dtype, mode="r")
+    return TokenFile(path, dtype)
 
 
 def _chunk_count(source: TextSource) -> int:

@@ -1,9 +1,10 @@
 """Training examples of a language model: windows of block_size + 1 consecutive tokens, as
 (inputs, targets) = (w[:-1], w[1:]), so every one of the block_size positions is predicted.
 
-Windows are read from a token array (a `numpy.memmap` of the token file: only the windows a
-batch asks for are read), at fixed starts (blocks one after the other, or starts drawn once),
-or at starts drawn afresh for every batch (`RandomWindows`, nanoGPT's `get_batch`).
+Windows are read from a token array (a `TokenFile`, which maps the token file for each read:
+only the windows a batch asks for are read), at fixed starts (blocks one after the other, or
+starts drawn once), or at starts drawn afresh for every batch (`RandomWindows`, nanoGPT's
+`get_batch`).
 """
 
 from __future__ import annotations
