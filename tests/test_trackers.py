@@ -141,7 +141,7 @@ def wandb_history(offline: Path) -> list[dict]:
             item.key or "/".join(item.nested_key): json.loads(item.value_json)
             for item in record.history.item
         }
-        for record in wandb_records(next(offline.glob("run-*.wandb")))
+        for record in finished_wandb_run(offline)
         if record.WhichOneof("record_type") == "history"
     ]
 
@@ -397,6 +397,21 @@ def wandb_records(path: Path):
             yield record
 
 
+def finished_wandb_run(offline: Path, timeout: float = 30.0) -> list:
+    """The records of an offline run's file once W&B has written its last one ("exit"): its
+    writer process may still be flushing the file when `finish` has returned."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            records = list(wandb_records(next(offline.glob("run-*.wandb"))))
+        except Exception:  # a chunk cut short: the writer is still at it
+            records = []
+        done = any(r.WhichOneof("record_type") == "exit" for r in records)
+        if done or time.monotonic() > deadline:
+            return records
+        time.sleep(0.2)
+
+
 def test_wandb_offline_run_holds_config_metrics_tags_and_images(train_cli, tmp_path, offline_wandb):
     run_dir = tmp_path / "run"
     result = train_cli(
@@ -412,7 +427,7 @@ def test_wandb_offline_run_holds_config_metrics_tags_and_images(train_cli, tmp_p
     offline = Path(tracker["dir"]).parent
     assert offline.parent == run_dir / "wandb" and offline.name.startswith("offline-run-")
 
-    records = list(wandb_records(next(offline.glob("run-*.wandb"))))
+    records = finished_wandb_run(offline)
     run = next(r.run for r in records if r.WhichOneof("record_type") == "run")
     assert list(run.tags) == ["offline"] and run.run_group == "vae_digits"
     assert run.display_name == "run" and run.run_id == tracker["id"]
