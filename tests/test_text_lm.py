@@ -64,6 +64,24 @@ def test_char_tokenizer_round_trips_and_loads_in_plain_transformers(tmp_path):
         assert loaded.eos_token_id == end
 
 
+def test_continuations_longer_than_the_context_are_made_in_rounds():
+    torch.manual_seed(0)
+    model = GPT2(tokenizer="char", n_layer=1, n_head=2, n_embd=16, n_positions=16)
+    model.build_on(char_tokenizer(sorted(set("the king said: hello\n"))))
+    never_end = {"suppress_tokens": [model.tokenizer.eos_token_id]}
+    texts = model.generate_text(
+        ["the king", "hello"],
+        max_new_tokens=50,
+        do_sample=True,
+        num_return_sequences=2,
+        **never_end,
+    )
+    assert len(texts) == 4 and all(len(text) == 50 for text in texts)
+    [greedy] = model.generate_text(["the king"], max_new_tokens=50, **never_end)
+    [within] = model.generate_text(["the king"], max_new_tokens=8, **never_end)
+    assert len(greedy) == 50 and greedy.startswith(within)  # the first round is that one call
+
+
 def test_unknown_characters_are_refused_naming_them():
     torch.manual_seed(0)
     model = GPT2(tokenizer="char", n_layer=1, n_head=2, n_embd=16, n_positions=32)

@@ -206,39 +206,60 @@ class GPT2(GenlabModule):
 
         `generation` takes `model.generate` options: do_sample, temperature, top_k, top_p,
         repetition_penalty, num_return_sequences. Returns one text per returned sequence.
+        A continuation longer than the context is made in rounds, each continuing the last
+        half of the context (nanoGPT's sampling crops to the context for every token).
         """
         tokenizer = self.tokenizer
         if self.char_level:
             refuse_unknown_characters(tokenizer, prompts, "the prompt")
         tokenizer.padding_side = "left"
         encoded = tokenizer(list(prompts), return_tensors="pt", padding=True).to(self.device)
-        # Prompt and continuation must fit the context: longer prompts keep their ends (with
-        # left padding, the last columns), and at most context - 1 new tokens are made.
-        max_new_tokens = min(max_new_tokens, self.context_length - 1)
-        room = self.context_length - max_new_tokens
-        if encoded["input_ids"].shape[1] > room:
-            encoded = {name: ids[:, -room:] for name, ids in encoded.items()}
+        # A prompt keeps its end: what leaves room for the continuation within the context,
+        # at least half the context (with left padding, the last columns).
+        room = max(self.context_length // 2, self.context_length - max_new_tokens)
+        ids, mask = encoded["input_ids"][:, -room:], encoded["attention_mask"][:, -room:]
         was_training = self.model.training
         self.model.eval()
         # Seeded sampling that leaves the training run's random state untouched.
         devices = [self.device] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(seed)
-            output = self.model.generate(
-                **encoded,
-                max_new_tokens=max_new_tokens,
-                pad_token_id=tokenizer.eos_token_id,
-                use_cache=True,
-                **generation,
-            )
+            output = self._continued(ids, mask, max_new_tokens, generation)
         self.model.train(was_training)
-        start = 0 if full_text else encoded["input_ids"].shape[1]
+        start = 0 if full_text else ids.shape[1]
         return tokenizer.batch_decode(output[:, start:], skip_special_tokens=True)
 
     def export_pretrained(self, out: Path) -> None:
         """The network and tokenizer as a directory `from_pretrained` loads."""
         self.model.save_pretrained(out)
         self.tokenizer.save_pretrained(out)
+
+    def _continued(self, ids, mask, max_new_tokens: int, generation: dict[str, Any]):
+        """`ids` followed by `max_new_tokens` generated ones: one `generate` call within the
+        context, else rounds on the last half of it."""
+        keep = self.context_length // 2
+        window, window_mask = ids, mask
+        while max_new_tokens > 0:
+            n = min(max_new_tokens, self.context_length - window.shape[1])
+            made = self.model.generate(
+                input_ids=window,
+                attention_mask=window_mask,
+                max_new_tokens=n,
+                pad_token_id=self.tokenizer.eos_token_id,
+                use_cache=True,
+                **generation,
+            )[:, window.shape[1] :]
+            if len(made) != len(ids):  # num_return_sequences: each prompt's rows, in turn
+                ids = ids.repeat_interleave(len(made) // len(ids), dim=0)
+                mask = mask.repeat_interleave(len(made) // len(mask), dim=0)
+                generation = {k: v for k, v in generation.items() if k != "num_return_sequences"}
+            ids = torch.cat([ids, made], dim=1)
+            mask = torch.cat([mask, torch.ones_like(made)], dim=1)
+            if made.shape[1] < n:  # every sequence has ended
+                break
+            window, window_mask = ids[:, -keep:], mask[:, -keep:]
+            max_new_tokens -= n
+        return ids
 
     @torch.no_grad()
     def attention_maps(self, text: str, target: str | None = None) -> list[AttentionMap]:
