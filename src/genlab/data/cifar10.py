@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import _codecs
 import pickle
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from genlab.data.in_memory import InMemoryImageDataModule, Split, split_tensors
+from genlab.data.in_memory import OfficialSplitDataModule, Split, split_tensors
 from genlab.errors import GenlabError
 
 FOLDER = "cifar-10-batches-py"
@@ -84,7 +83,7 @@ def read_batch(path: Path, data_dir: Path) -> Split:
     return images, torch.from_numpy(labels.astype(np.int64))
 
 
-class CIFAR10DataModule(InMemoryImageDataModule):
+class CIFAR10DataModule(OfficialSplitDataModule):
     """The 50,000 training images minus a seeded validation split of `val_size`, and the official
     10,000 test images; 3 x 32 x 32, 10 classes, held as uint8 (180 MB).
 
@@ -93,25 +92,7 @@ class CIFAR10DataModule(InMemoryImageDataModule):
     """
 
     title = "CIFAR-10"
-
-    def __init__(
-        self,
-        data_dir: str = "data",
-        download: bool = False,
-        dims: Sequence[int] = (3, SIDE, SIDE),
-        batch_size: int = 128,
-        val_size: int = 5000,
-        split_seed: int = 42,
-        value_range: Sequence[float] = (0.0, 1.0),
-        augment: Sequence[str] = (),
-    ):
-        super().__init__(dims, batch_size, split_seed, value_range, augment)
-        self.data_dir = Path(data_dir)
-        self.download = download
-        self.val_size = val_size
-
-    def location(self) -> str:
-        return str(self.data_dir.resolve())
+    default_dims = (3, SIDE, SIDE)
 
     def search_dirs(self) -> list[Path]:
         return [self.data_dir / FOLDER, self.data_dir]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
+from typing import ClassVar
 
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -137,3 +139,32 @@ class InMemoryImageDataModule(SplitDataModule):
 
     def train_dataloader(self) -> DataLoader:
         return self.loader("train", shuffle=True, augment=True)
+
+
+class OfficialSplitDataModule(InMemoryImageDataModule):
+    """An image dataset in `data_dir` with an official train/test split (MNIST's, CIFAR-10's):
+    the train set minus a seeded validation split of `val_size`, and the official test set;
+    `download` fetches it into `data_dir` (through torchvision). Subclasses find and read the
+    files (`load_splits`)."""
+
+    default_dims: ClassVar[tuple[int, ...]] = ()
+
+    def __init__(
+        self,
+        data_dir: str = "data",
+        download: bool = False,
+        dims: Sequence[int] | None = None,
+        batch_size: int = 128,
+        val_size: int = 5000,
+        split_seed: int = 42,
+        value_range: Sequence[float] = (0.0, 1.0),
+        augment: Sequence[str] = (),
+    ):
+        dims = self.default_dims if dims is None else dims
+        super().__init__(dims, batch_size, split_seed, value_range, augment)
+        self.data_dir = Path(data_dir)
+        self.download = download
+        self.val_size = val_size
+
+    def location(self) -> str:
+        return str(self.data_dir.resolve())

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
 from genlab.data.idx import find_idx, read_idx
-from genlab.data.in_memory import InMemoryImageDataModule, Split, split_tensors
+from genlab.data.in_memory import OfficialSplitDataModule, Split, split_tensors
 from genlab.errors import GenlabError
 
 
-class MNISTDataModule(InMemoryImageDataModule):
+class MNISTDataModule(OfficialSplitDataModule):
     """The official train set minus a seeded validation split of `val_size`; the official test set.
 
     Files are looked for in `data_dir`, then in torchvision's layout `data_dir/<name>/raw`, then in
@@ -18,28 +17,10 @@ class MNISTDataModule(InMemoryImageDataModule):
     """
 
     title = "MNIST"
+    default_dims = (1, 28, 28)
     torchvision_name = "MNIST"
     system_dirs: tuple[str, ...] = ()
     how_to_get = ""
-
-    def __init__(
-        self,
-        data_dir: str = "data",
-        download: bool = False,
-        dims: Sequence[int] = (1, 28, 28),
-        batch_size: int = 128,
-        val_size: int = 5000,
-        split_seed: int = 42,
-        value_range: Sequence[float] = (0.0, 1.0),
-        augment: Sequence[str] = (),
-    ):
-        super().__init__(dims, batch_size, split_seed, value_range, augment)
-        self.data_dir = Path(data_dir)
-        self.download = download
-        self.val_size = val_size
-
-    def location(self) -> str:
-        return str(self.data_dir.resolve())
 
     def search_dirs(self) -> list[Path]:
         return [
