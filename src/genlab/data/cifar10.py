@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from genlab.data.in_memory import OfficialSplitDataModule, Split, split_tensors
+from genlab.data.in_memory import OfficialSplitDataModule, Split
 from genlab.errors import GenlabError
 
 FOLDER = "cifar-10-batches-py"
@@ -140,12 +140,5 @@ class CIFAR10DataModule(OfficialSplitDataModule):
             raise self._not_found()
         parts = [read_batch(folder / name, self.data_dir) for name in TRAIN_FILES]
         fit = torch.cat([images for images, _ in parts]), torch.cat([labels for _, labels in parts])
-        if not 0 < self.val_size < len(fit[0]):
-            raise GenlabError(
-                f"data.val_size={self.val_size} must be between 1 and {len(fit[0]) - 1} "
-                f"(the {self.title} train set has {len(fit[0])} images)"
-            )
-        train, val = split_tensors(
-            fit, [len(fit[0]) - self.val_size, self.val_size], self.split_seed
-        )
+        train, val = self.split_off_validation(fit)
         return {"train": train, "val": val, "test": read_batch(folder / TEST_FILE, self.data_dir)}

@@ -147,6 +147,7 @@ class OfficialSplitDataModule(InMemoryImageDataModule):
     `download` fetches it into `data_dir` (through torchvision). Subclasses find and read the
     files (`load_splits`)."""
 
+    title: ClassVar[str] = ""
     default_dims: ClassVar[tuple[int, ...]] = ()
 
     def __init__(
@@ -168,3 +169,14 @@ class OfficialSplitDataModule(InMemoryImageDataModule):
 
     def location(self) -> str:
         return str(self.data_dir.resolve())
+
+    def split_off_validation(self, fit: Split) -> tuple[Split, Split]:
+        """The official train set as (train, val): `val_size` images drawn with `split_seed`."""
+        n = len(fit[0])
+        if not 0 < self.val_size < n:
+            raise GenlabError(
+                f"data.val_size={self.val_size} must be between 1 and {n - 1} "
+                f"(the {self.title} train set has {n} images)"
+            )
+        train, val = split_tensors(fit, [n - self.val_size, self.val_size], self.split_seed)
+        return train, val

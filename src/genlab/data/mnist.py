@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from genlab.data.idx import find_idx, read_idx
-from genlab.data.in_memory import OfficialSplitDataModule, Split, split_tensors
+from genlab.data.in_memory import OfficialSplitDataModule, Split
 from genlab.errors import GenlabError
 
 
@@ -56,14 +56,7 @@ class MNISTDataModule(OfficialSplitDataModule):
 
     def load_splits(self) -> dict[str, Split]:
         fit = self._read("train")
-        if not 0 < self.val_size < len(fit[0]):
-            raise GenlabError(
-                f"data.val_size={self.val_size} must be between 1 and {len(fit[0]) - 1} "
-                f"(the {self.title} train set has {len(fit[0])} images)"
-            )
-        train, val = split_tensors(
-            fit, [len(fit[0]) - self.val_size, self.val_size], self.split_seed
-        )
+        train, val = self.split_off_validation(fit)
         return {"train": train, "val": val, "test": self._read("t10k")}
 
     def _read(self, prefix: str) -> Split:
