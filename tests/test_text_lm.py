@@ -82,6 +82,31 @@ def test_continuations_longer_than_the_context_are_made_in_rounds():
     assert len(greedy) == 50 and greedy.startswith(within)  # the first round is that one call
 
 
+def test_nanogpt_shape_keeps_biases_at_zero_and_loads_in_plain_transformers(tmp_path):
+    from transformers import GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    model = GPT2(
+        tokenizer="char", n_layer=1, n_head=2, n_embd=16, n_positions=16, activation="gelu",
+        bias=False,
+    )  # fmt: skip
+    model.build_on(char_tokenizer(sorted(set("the king said: hello\n"))))
+    biases = [p for n, p in model.model.named_parameters() if n.endswith(".bias")]
+    assert biases and all(not p.requires_grad and not p.any() for p in biases)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=0.1)
+    ids = torch.randint(len(model.tokenizer), (2, 9))
+    for _ in range(3):
+        optimizer.zero_grad()
+        model.compute_losses((ids[:, :-1], ids[:, 1:]), "train")["loss"].backward()
+        optimizer.step()
+    assert all(not p.any() for p in biases)  # still a network without biases
+    model.export_pretrained(tmp_path / "out")
+    plain = GPT2LMHeadModel.from_pretrained(tmp_path / "out").eval()
+    assert plain.config.activation_function == "gelu"
+    model.eval()
+    assert torch.allclose(plain(ids).logits, model(ids), atol=1e-6)
+
+
 def test_unknown_characters_are_refused_naming_them():
     torch.manual_seed(0)
     model = GPT2(tokenizer="char", n_layer=1, n_head=2, n_embd=16, n_positions=32)

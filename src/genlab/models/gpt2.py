@@ -27,6 +27,9 @@ class GPT2(GenlabModule):
     network is built by `build_on` with the data's tokenizer, which every checkpoint then
     carries), or a pretrained tokenizer's name or directory.
 
+    `activation` and `bias` shape a model built here: nanoGPT's GPT is `activation="gelu"`
+    (exact GELU), `bias=False`.
+
     Batches are (inputs, targets), the targets one token ahead of the inputs. Logs `loss`
     (mean cross-entropy per token, nats) and `ppl` = exp(loss) per stage. AdamW decays matrices
     only (not biases or LayerNorm weights); the learning rate warms up linearly for
@@ -45,6 +48,8 @@ class GPT2(GenlabModule):
         n_embd: int = 128,
         n_positions: int = 256,
         dropout: float = 0.1,
+        activation: str = "gelu_new",
+        bias: bool = True,
         weight_decay: float = 0.1,
         warmup_steps: int = 100,
         min_lr_ratio: float = 0.1,
@@ -116,10 +121,14 @@ class GPT2(GenlabModule):
             resid_pdrop=sizes.dropout,
             embd_pdrop=sizes.dropout,
             attn_pdrop=sizes.dropout,
+            activation_function=sizes.activation,
             bos_token_id=tokenizer.eos_token_id,
             eos_token_id=tokenizer.eos_token_id,
         )
-        return GPT2LMHeadModel(config)
+        network = GPT2LMHeadModel(config)
+        if not sizes.bias:
+            _without_biases(network)
+        return network
 
     def _use(self, tokenizer, network) -> None:
         network.loss_type = "ForCausalLM"  # the default; saying so silences a warning
@@ -278,6 +287,16 @@ class GPT2(GenlabModule):
         labels = self.tokenizer.convert_ids_to_tokens(ids)
         weights = torch.stack(output["attentions"])[:, 0]
         return [AttentionMap("self", "GPT-2 self-attention (causal)", weights, labels, labels)]
+
+
+def _without_biases(network) -> None:
+    """nanoGPT's `bias=False`: the biases of every linear layer and LayerNorm held at zero
+    (transformers' GPT-2 has no switch for it), so the network computes exactly a GPT without
+    them and still loads in plain transformers."""
+    for name, parameter in network.named_parameters():
+        if name.endswith(".bias"):
+            parameter.data.zero_()
+            parameter.requires_grad_(False)
 
 
 def _load_pretrained(pretrained: str, trust_remote_code: bool):
