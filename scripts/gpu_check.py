@@ -84,8 +84,8 @@ def main() -> None:
     limit = []
     if args.limit_batches:
         limit = [
-            f"+trainer.limit_train_batches={args.limit_batches}",
-            f"+trainer.limit_val_batches={max(1, args.limit_batches // 10)}",
+            f"trainer.limit_train_batches={args.limit_batches}",
+            f"trainer.limit_val_batches={max(1, args.limit_batches // 10)}",
         ]
     data = {
         "vae": [f"data.data_dir={fashion_dir(args.fashion_dir)}"] if not args.dry_run else [],

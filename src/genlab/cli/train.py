@@ -11,7 +11,7 @@ import sys
 
 import hydra
 
-from genlab.config.compose import CONFIG_PATH
+from genlab.config.compose import CONFIG_PATH, with_trainer_keys_added_or_set
 from genlab.errors import GenlabError, user_errors_exit
 from genlab.run.job import CONFIG_NAME, job, prepare
 
@@ -20,6 +20,7 @@ _hydra_main = hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_nam
 
 def main() -> None:
     prepare()
+    sys.argv[1:] = with_trainer_keys_added_or_set(sys.argv[1:])
     with user_errors_exit():
         _check_plain_overrides(sys.argv[1:])
     _hydra_main()

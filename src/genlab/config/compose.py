@@ -15,6 +15,13 @@ CONFIG_PATH = "pkg://genlab.conf"
 MODEL_EVALUATION_KEYS = ("eval",)
 
 
+def with_trainer_keys_added_or_set(overrides: list[str]) -> list[str]:
+    """`+trainer.KEY=V` as `++trainer.KEY=V` (add or set): Lightning's everyday keys are in the
+    trainer config now, and Hydra refuses to add a key that is there, so commands written when
+    they had to be added (`+trainer.limit_train_batches=2`) keep working."""
+    return ["+" + o if o.startswith("+trainer.") else o for o in overrides]
+
+
 def instantiate_all(group: DictConfig | None) -> list[Any]:
     """Instantiate every entry of a group such as `callbacks` or `logger`; null entries are off."""
     if not group:
@@ -32,6 +39,18 @@ def instantiate_model(model: DictConfig) -> Any:
 
 def instantiate_data(data: DictConfig) -> Any:
     return hydra.utils.instantiate(data, _convert_="all")
+
+
+def adjust_for_debugging(cfg: DictConfig) -> None:
+    """What the trainer's debugging settings ask of the data: the very same batches every epoch
+    when overfitting a few (no augmentation), and data loaded in the training process under
+    anomaly detection (no workers, so a debugger reaches it). Set in the config itself, so that
+    the run's config.yaml says what ran."""
+    trainer, data = cfg.trainer, cfg.data
+    if trainer.get("overfit_batches") and data.get("augment"):
+        data.augment = []
+    if trainer.get("detect_anomaly") and data.get("num_workers"):
+        data.num_workers = 0
 
 
 def evaluation_callbacks(model: DictConfig) -> list[Any]:
