@@ -39,7 +39,7 @@ CANDIDATES = ["abc", 1.5, -3, 0, [1, 2], None, ""]
 
 def group_options() -> list[list[str]]:
     options = [[]]
-    for group in ("model", "data", "trainer", "accelerator", "callbacks", "logger"):
+    for group in ("model", "data", "trainer", "accelerator", "callbacks", "logger", "tune"):
         for path in sorted((CONF / group).glob("*.yaml")):
             option = f"{group}={path.stem}"
             options.append([option, *COMPANIONS.get(option, [])])

@@ -6,8 +6,9 @@ missing or do not resolve, classes the config may not build (`genlab.config.targ
 whose package is not installed, every value against the rule of its name
 (`genlab.config.rules`), keys the configured classes do not take and data of another kind than
 the model's (both read from the classes' source,
-`genlab.config.classes`), the trainer against this machine (`genlab.config.machine`) and the
-data's pixel range against the model's. `config_errors` then imports the configured model and
+`genlab.config.classes`), the trainer against this machine (`genlab.config.machine`), the
+data's pixel range against the model's, and a `tune=` finder against the model, the data and
+the trainer. `config_errors` then imports the configured model and
 datamodule classes and adds what they say of their own config (their `config_problems`). The
 run directory and the checkpoint to load are checked by `genlab.run`, which knows them.
 """
@@ -23,8 +24,8 @@ from omegaconf.errors import OmegaConfBaseException
 
 from genlab.config.classes import class_info
 from genlab.config.compose import MODEL_EVALUATION_KEYS
-from genlab.config.machine import trainer_errors
-from genlab.config.rules import leaves, rule_errors
+from genlab.config.machine import cuda_devices, processes_per_run, trainer_errors
+from genlab.config.rules import leaves, rule_errors, show
 from genlab.config.targets import target_errors
 
 # The data options that give each kind of data a model trains on (GenlabModule.data_kind).
@@ -32,6 +33,14 @@ _DATA_OPTIONS = {
     "images": "data=digits, mnist, fashion_mnist, cifar10, celeba or image_folder",
     "token blocks": "data=text",
     "sentence pairs": "data=translation",
+}
+# Where tune=... sets the value it finds (genlab.run.tuning), each finder's searches, and what a
+# config without that key needs.
+TUNED_KEYS = {"lr_find": "model.optimizer.lr", "batch_size": "data.batch_size"}
+_TUNE_MODES = {"lr_find": ("exponential", "linear"), "batch_size": ("power", "binsearch")}
+_TUNE_NEEDS = {
+    "lr_find": "give the model an optimizer config with an lr",
+    "batch_size": "use a datamodule that takes a batch_size",
 }
 # Lightning's loggers that need a package of their own: (module, what to pip install).
 _LOGGER_PACKAGES = {
@@ -70,13 +79,65 @@ def quick_config_errors(cfg: DictConfig) -> list[str]:
     errors += target_errors(tree)
     errors += missing_package_errors(tree)
     errors += unknown_key_errors(tree)
-    errors += rule_errors(tree, skip=_interpolated(cfg))
+    # tune.mode is a finder's search, not min/max: tune_errors checks it.
+    errors += rule_errors(tree, skip=_interpolated(cfg) | {"tune.mode"})
     if errors:  # the checks below assume well-typed values
         return errors
     errors += trainer_errors(tree.get("trainer") or {})
     errors += pixel_range_errors(tree.get("model") or {}, tree.get("data") or {})
     errors += monitor_errors(tree)
+    errors += tune_errors(tree)
     return errors
+
+
+def tune_errors(tree: dict[str, Any]) -> list[str]:
+    """tune=lr_find finds the one learning rate of a model with one optimizer (the GANs have
+    two) and sets it as model.optimizer.lr; tune=batch_size sets data.batch_size. Lightning's
+    tuner runs in one process."""
+    tune = tree.get("tune")
+    if not isinstance(tune, dict):
+        return []
+    finder = tune.get("finder")
+    if finder not in TUNED_KEYS:
+        return ["tune.finder: not set; choose tune=lr_find or tune=batch_size"]
+    errors = []
+    mode, modes = tune.get("mode"), _TUNE_MODES[finder]
+    if mode not in modes:
+        errors.append(f"tune.mode={show(mode)}: must be {' or '.join(modes)} for tune={finder}")
+    info = _info((tree.get("model") or {}).get("_target_"))
+    optimizers = info.attributes.get("num_optimizers", 1) if info else 1
+    if finder == "lr_find" and optimizers != 1:
+        errors.append(
+            f"tune=lr_find: {info.name} (model) trains with {optimizers} optimizers, and "
+            "Lightning's learning-rate finder tunes a model with one; set their learning rates "
+            "in the model config instead"
+        )
+    elif not _has(tree, TUNED_KEYS[finder]):
+        errors.append(
+            f"tune={finder} sets {TUNED_KEYS[finder]}, which this config does not have: "
+            f"{_TUNE_NEEDS[finder]}"
+        )
+    low, high = tune.get("min_lr"), tune.get("max_lr")
+    if finder == "lr_find" and not low < high:
+        errors.append(f"tune.min_lr={show(low)} must be below tune.max_lr={show(high)}")
+    processes = processes_per_run(tree.get("trainer") or {}, cuda_devices())
+    if processes > 1:
+        errors.append(
+            f"tune={finder} runs Lightning's tuner in one process, and this trainer starts "
+            f"{processes} (trainer.devices x trainer.num_nodes): tune with trainer.devices=1, "
+            "then train with the value it finds"
+        )
+    return errors
+
+
+def _has(tree: dict[str, Any], key: str) -> bool:
+    """Whether a dotted key is in the config."""
+    node: Any = tree
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return True
 
 
 def monitor_errors(tree: dict[str, Any]) -> list[str]:
@@ -113,7 +174,24 @@ def class_errors(tree: dict[str, Any]) -> list[str]:
             cls = None
         if isinstance(cls, type) and issubclass(cls, base):
             errors += cls.config_problems(tree)
+            if group == "model":
+                errors += _early_stopping_errors(tree, cls)
     return errors
+
+
+def _early_stopping_errors(tree: dict[str, Any], model_class: type) -> list[str]:
+    """Early stopping on `auto` needs a model that names the metric it is judged by."""
+    callbacks = tree.get("callbacks") or {}
+    stopper = callbacks.get("early_stopping") if isinstance(callbacks, dict) else None
+    if not isinstance(stopper, dict) or stopper.get("monitor") != "auto":
+        return []
+    if model_class.checkpoint_monitor is not None:
+        return []
+    return [
+        f"callbacks.early_stopping.monitor=auto: {model_class.__name__} has no validation "
+        f"metric that tracks its quality; name one it logs, e.g. "
+        f"callbacks.early_stopping.monitor=val/fid (with model.eval.val_every_n_epochs=1)"
+    ]
 
 
 def missing_package_errors(tree: dict[str, Any]) -> list[str]:

@@ -48,6 +48,12 @@ def _is_text(value: Any) -> bool:
     return isinstance(value, str) and value.strip() != ""
 
 
+def _is_duration(value: str) -> bool:
+    """Lightning's "DD:HH:MM:SS"."""
+    parts = value.split(":")
+    return len(parts) == 4 and all(p.isdigit() for p in parts)
+
+
 def parse_devices(devices: Any) -> tuple[int | None, list[int]] | None:
     """`trainer.devices` as (number of devices, or None for all; device ids), or None when it is
     malformed: a count (2, "2"), ids ([0, 1], "0,1"), or all (-1, "-1", "auto")."""
@@ -190,6 +196,10 @@ RULES: dict[str, Rule] = {
     "pretrained": TEXT.or_null(),
     "trust_remote_code": BOOLEAN,
     "gradient_checkpointing": BOOLEAN,
+    "activation": Rule(
+        "an activation name of transformers (gelu, gelu_new, relu, silu, ...)", _is_text
+    ),
+    "bias": BOOLEAN,
     "sample_prompts": TEXTS,
     "sample_max_new_tokens": POSITIVE_INT,
     "scheduler": OFF_OR_CONFIG,
@@ -204,6 +214,8 @@ RULES: dict[str, Rule] = {
     "save_top_k": Rule("an integer >= -1 (-1: keep all)", lambda v: is_int(v) and v >= -1),
     "save_last": Rule("true, false or link", lambda v: isinstance(v, bool) or v == "link"),
     "auto_insert_metric_name": BOOLEAN,
+    "patience": NON_NEGATIVE_INT,
+    "min_delta": NON_NEGATIVE_NUMBER,
     "logging_interval": one_of("step", "epoch").or_null(),
     "refresh_rate": NON_NEGATIVE_INT,
     "max_depth": Rule("an integer >= -1 (-1: all)", lambda v: is_int(v) and v >= -1),
@@ -231,6 +243,19 @@ RULES: dict[str, Rule] = {
     "max_epochs": LIMIT.or_null(),
     "min_epochs": NON_NEGATIVE_INT.or_null(),
     "max_steps": LIMIT,
+    "max_time": Rule(
+        'a duration "DD:HH:MM:SS" (00:12:00:00 is 12 hours)',
+        lambda v: isinstance(v, str) and _is_duration(v),
+    ).or_null(),
+    "num_sanity_val_steps": Rule(
+        "an integer >= -1 (-1: the whole validation set)", lambda v: is_int(v) and v >= -1
+    ),
+    "benchmark": BOOLEAN.or_null(),
+    "detect_anomaly": BOOLEAN,
+    "profiler": Rule(
+        "simple, advanced, pytorch or a profiler config", lambda v: isinstance(v, (str, dict))
+    ).or_null(),
+    "enable_progress_bar": BOOLEAN,
     "accumulate_grad_batches": POSITIVE_INT,
     "log_every_n_steps": POSITIVE_INT,
     "check_val_every_n_epoch": POSITIVE_INT.or_null(),
@@ -276,11 +301,26 @@ RULES: dict[str, Rule] = {
     "print_config": one_of("summary", "full", "none"),
     "threads": Rule("auto or a positive integer", lambda v: v == "auto" or (is_int(v) and v > 0)),
     "ckpt_path": TEXT.or_null(),
+    "resume": one_of("auto").or_null(),
     "run_dir": TEXT.or_null(),
     "optimized_metric": TEXT.or_null(),
     "train": BOOLEAN,
     "test": BOOLEAN,
     "overwrite": BOOLEAN,
+    # tune=lr_find and tune=batch_size (conf/tune/; tune.mode is checked by its finder,
+    # genlab.config.checks.tune_errors)
+    "finder": one_of("lr_find", "batch_size"),
+    "min_lr": POSITIVE_NUMBER,
+    "max_lr": POSITIVE_NUMBER,
+    "num_training": Rule(
+        "an integer >= 13 (the suggestion skips the first 10 rates and the last)",
+        lambda v: is_int(v) and v >= 13,
+    ),
+    "early_stop_threshold": Rule("a number > 1", lambda v: _is_number(v) and v > 1).or_null(),
+    "init_val": POSITIVE_INT,
+    "max_trials": POSITIVE_INT,
+    "steps_per_trial": POSITIVE_INT,
+    "apply": BOOLEAN,
 }
 
 

@@ -42,6 +42,7 @@ class GAN(GenlabModule):
     # The discriminator step leaves the generator's parameters without gradients (and the
     # generator step the discriminator's): DDP must look for unused parameters.
     ddp_find_unused_parameters = True
+    num_optimizers = 2  # the generator's and the discriminator's
     progress_bar_metrics = ("loss_d", "loss_g")
     divergence_hint = (
         "Lower the learning rates (model.generator_optimizer.lr, model.discriminator_optimizer.lr) "

@@ -21,6 +21,7 @@ _SHOWN_GROUPS = (
     "accelerator",
     "callbacks",
     "logger",
+    "tune",
     "hparams_search",
 )
 # Lightning's lines that ask nothing of the user: an advert, a notice about our own callback.

@@ -97,6 +97,16 @@ def finish_tracking(
     _each(loggers, "take the final metrics and files", lambda a: a.finish(metrics, params, files))
 
 
+def log_image_file(loggers: list[Logger], tag: str, path: Path) -> None:
+    """An image the run saved (tune=lr_find's plot) to each logger that takes images, at step 0."""
+    import numpy as np
+    from PIL import Image
+
+    with Image.open(path) as image:
+        pixels = np.asarray(image.convert("RGB"))
+    _each(loggers, f"take {path.name}", lambda a: a.log_image(tag, pixels, step=0))
+
+
 def close_tracking(loggers: list[Logger], status: str) -> None:
     """End the run in each tracker with its status (completed, failed, interrupted, diverged)."""
     _each(loggers, "end the run", lambda a: a.close(status))
