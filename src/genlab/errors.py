@@ -6,7 +6,7 @@ import errno
 import os
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 
@@ -54,7 +54,10 @@ class RunInterrupted(SystemExit):
     """SIGINT or SIGTERM stopped the run; exits with 128 + the signal number, like a shell.
 
     A SystemExit, not an Exception: a preempted sweep must stop, not go on to its next job.
+    `hand_over`: what the cluster asked to run after the checkpoint (submitit's requeue).
     """
+
+    hand_over: Callable[[], object] | None = None
 
 
 EXIT_USER_ERROR = 2

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,13 @@ from genlab.errors import DIVERGENCE_HINT, TrainingDiverged
 from genlab.models.base import GenlabModule
 
 
+def preemption_signal() -> signal.Signals:
+    """The signal a cluster job gets before it is preempted or runs out of time: submitit's
+    (SIGUSR2, or what SUBMITIT_PREEMPT_SIGNAL names), which genlab's SLURM launcher asks for."""
+    name = os.environ.get("SUBMITIT_PREEMPT_SIGNAL", "USR2")
+    return getattr(signal, f"SIG{name}", signal.SIGUSR2)
+
+
 class SafeStop(L.Callback):
     """Turns a stop request into a checkpoint that resumes where training stopped.
 
@@ -26,6 +35,11 @@ class SafeStop(L.Callback):
     training state, mid-epoch included, so `ckpt_path=last` continues from there. SIGINT (Ctrl+C)
     takes the same route; a second Ctrl+C stops at once, without a checkpoint. `signal` and
     `saved` tell the caller what happened.
+
+    A cluster's notice of preemption or time-out (`preemption_signal`, submitit's SIGUSR2 unless
+    SUBMITIT_PREEMPT_SIGNAL names another) takes the same route too; the handler that was there
+    before (submitit's, which requeues the job) is kept in `hand_over`, for the caller to run
+    once the checkpoint is saved and the run recorded as interrupted.
 
     Divergence: a checkpoint whose weights are not all finite is never written (the save raises
     TrainingDiverged instead), and a TrainingDiverged is told which checkpoint is the last good.
@@ -36,7 +50,8 @@ class SafeStop(L.Callback):
         self.dirpath = Path(dirpath)
         self.signal: str | None = None
         self.saved: Path | None = None
-        self._previous_sigint: Any = None
+        self.hand_over: Callable[[], Any] | None = None
+        self._previous: dict[signal.Signals, Any] = {}
 
     def last_path(self, trainer: L.Trainer) -> Path:
         callback = trainer.checkpoint_callback
@@ -47,19 +62,22 @@ class SafeStop(L.Callback):
         # Installed here, after Lightning has saved the process's handlers (it restores them all
         # when the run ends, which would otherwise bring this one back).
         if threading.current_thread() is threading.main_thread():
-            self._previous_sigint = signal.signal(signal.SIGINT, self._on_sigint)
+            for signum, handler in (
+                (signal.SIGINT, self._on_sigint),
+                (preemption_signal(), self._on_preemption),
+            ):
+                self._previous[signum] = signal.signal(signum, handler)
 
     def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        self._restore_sigint()
+        self._restore_handlers()
 
-    def _restore_sigint(self) -> None:
-        if self._previous_sigint is not None:
-            signal.signal(signal.SIGINT, self._previous_sigint)
-            self._previous_sigint = None
+    def _restore_handlers(self) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous = {}
 
     def _on_sigint(self, signum: int, frame: Any) -> None:
-        lightning_handler = signal.getsignal(signal.SIGTERM)
-        if self.signal == "SIGINT" or not callable(lightning_handler):
+        if self.signal == "SIGINT" or not self._stop_after_batch(frame):
             raise KeyboardInterrupt
         self.signal = "SIGINT"
         print(
@@ -67,12 +85,33 @@ class SafeStop(L.Callback):
             file=sys.stderr,
             flush=True,
         )
-        lightning_handler(signal.SIGTERM, frame)  # Lightning's notifier: stop at the batch end
+
+    def _on_preemption(self, signum: int, frame: Any) -> None:
+        previous = self._previous.get(signal.Signals(signum))
+        if callable(previous):
+            self.hand_over = lambda: previous(signum, None)
+        self.signal = signal.Signals(signum).name
+        print(
+            f"genlab: {self.signal} (the cluster ends this job soon): stopping after this batch "
+            f"to save a checkpoint",
+            file=sys.stderr,
+            flush=True,
+        )
+        self._stop_after_batch(frame)
+
+    @staticmethod
+    def _stop_after_batch(frame: Any) -> bool:
+        """Lightning's SIGTERM notifier: it stops training at the end of the batch."""
+        lightning_handler = signal.getsignal(signal.SIGTERM)
+        if not callable(lightning_handler):
+            return False
+        lightning_handler(signal.SIGTERM, frame)
+        return True
 
     def on_exception(
         self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
     ) -> None:
-        self._restore_sigint()
+        self._restore_handlers()
         if isinstance(exception, TrainingDiverged):
             last = self.last_path(trainer)
             exception.last_checkpoint = str(last) if last.is_file() else None
@@ -82,6 +121,10 @@ class SafeStop(L.Callback):
             self.signal = self.signal or "SIGTERM"
             if trainer.state.fn == TrainerFn.FITTING:
                 path = self.last_path(trainer)
+                callback = trainer.checkpoint_callback
+                if isinstance(callback, ModelCheckpoint):
+                    # Its own last.ckpt: a resumed run overwrites it (not last-v1.ckpt beside it).
+                    callback.last_model_path = str(path)
                 trainer.save_checkpoint(path, weights_only=False)
                 self.saved = path
 

@@ -138,7 +138,7 @@ class InMemoryImageDataModule(SplitDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self.loader("train", shuffle=True, augment=True)
+        return self.resumable(self.loader("train", shuffle=True, augment=True))
 
 
 class OfficialSplitDataModule(InMemoryImageDataModule):

@@ -5,11 +5,32 @@ from __future__ import annotations
 from typing import Any
 
 import lightning as L
+import torch
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSamplerWrapper
 from lightning.pytorch.utilities.data import _update_dataloader
-from torch.utils.data import DataLoader, SequentialSampler
+from torch.utils.data import DataLoader, RandomSampler, Sampler, SequentialSampler
 
 from genlab.errors import GenlabError
+
+
+class EpochShuffle(Sampler[int]):
+    """A permutation of range(n) drawn from `seed` + the epoch (Lightning calls `set_epoch`),
+    as DistributedSampler orders its epochs; the first `skip` indices of the next pass are left
+    out (once: a run resumed in the middle of an epoch)."""
+
+    def __init__(self, n: int, seed: int):
+        self.n, self.seed, self.epoch, self.skip = n, seed, 0, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        start, self.skip = self.skip, 0
+        yield from torch.randperm(self.n, generator=generator)[start:].tolist()
 
 
 class SplitDataModule(L.LightningDataModule):
@@ -38,12 +59,38 @@ class SplitDataModule(L.LightningDataModule):
 
     # What its batches hold, matched against the model's `data_kind` by the config checks.
     data_kind = "images"
+    # The training order's seed: drawn at the first training loader, kept in checkpoints.
+    _shuffle_seed: int | None = None
 
     def loader(self, split: str, shuffle: bool) -> DataLoader:
         raise NotImplementedError
 
     def train_dataloader(self) -> DataLoader:
-        return self.loader("train", shuffle=True)
+        return self.resumable(self.loader("train", shuffle=True))
+
+    def resumable(self, loader: DataLoader) -> DataLoader:
+        """A shuffled training loader in `EpochShuffle`'s order: each epoch's a function of the
+        run's shuffle seed and the epoch, so that a run resumed from a checkpoint (saved at an
+        epoch's end or in its middle, as on preemption) sees the batches the uninterrupted run
+        would have seen; in the middle of an epoch it starts after those already trained."""
+        if not isinstance(loader.sampler, RandomSampler):
+            return loader  # an order of its own (random windows)
+        if self._shuffle_seed is None:  # the run's seed (seed_everything), or torch's own
+            self._shuffle_seed = torch.initial_seed()
+        order = EpochShuffle(len(loader.dataset), self._shuffle_seed)
+        trainer = self.trainer
+        if trainer is not None and trainer.world_size == 1 and loader.batch_size:
+            done = trainer.fit_loop.epoch_loop.batch_progress.current.completed
+            order.set_epoch(trainer.current_epoch)
+            if 0 < done * loader.batch_size < len(order):
+                order.skip = done * loader.batch_size
+        return _update_dataloader(loader, order)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"shuffle_seed": self._shuffle_seed}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._shuffle_seed = state_dict.get("shuffle_seed")
 
     def val_dataloader(self) -> DataLoader:
         return self._evaluation_loader("val")

@@ -88,6 +88,9 @@ class GenlabModule(L.LightningModule):
     # True when a training step leaves some parameters without gradients (a GAN's two players):
     # DDP must then look for unused parameters (genlab-train picks that strategy for `ddp`).
     ddp_find_unused_parameters = False
+    # How many optimizers `configure_optimizers` returns. Lightning's learning-rate finder
+    # (tune=lr_find) tunes a model with one; the config checks refuse it for others.
+    num_optimizers = 1
 
     def __init__(
         self,
@@ -214,6 +217,13 @@ class GenlabModule(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["rng_states"] = rng_states()
+        # Saved in the middle of an epoch (a preemption, a validation every N steps): the sums
+        # so far, so that a resumed run's epoch means are the uninterrupted run's.
+        sums = self._epoch_sums.get("train")
+        if sums and not self.trainer.fit_loop.epoch_loop.batch_progress.is_last_batch:
+            checkpoint["train_epoch_sums"] = {
+                name: (float(total), float(count)) for name, (total, count) in sums.items()
+            }
         # Which model wrote it, so a checkpoint given to another model is refused up front.
         checkpoint["genlab_model"] = f"{type(self).__module__}.{type(self).__qualname__}"
 
@@ -224,6 +234,8 @@ class GenlabModule(L.LightningModule):
         fitting = self._trainer is not None and self.trainer.state.fn == TrainerFn.FITTING
         if fitting and "rng_states" in checkpoint:
             set_rng_states(checkpoint["rng_states"])
+        if fitting and "train_epoch_sums" in checkpoint:
+            self._epoch_sums["train"] = dict(checkpoint["train_epoch_sums"])
 
     def on_train_epoch_end(self) -> None:
         self._log_epoch_means("train")

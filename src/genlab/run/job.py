@@ -10,7 +10,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from genlab.config.checks import quick_config_errors
-from genlab.config.compose import CONFIG_PATH
+from genlab.config.compose import CONFIG_PATH, with_trainer_keys_added_or_set
 from genlab.errors import GenlabError, RunInterrupted, user_errors_exit
 from genlab.run.console import (
     forget_removed_log_files,
@@ -55,6 +55,10 @@ def _run(cfg: DictConfig) -> dict[str, float]:
     except KeyboardInterrupt:  # outside training: there is nothing to save
         print("genlab: interrupted by SIGINT", file=sys.stderr, flush=True)
         raise RunInterrupted(128 + signal.SIGINT.value) from None
+    except RunInterrupted as stop:
+        if stop.hand_over is not None:  # saved and recorded: now the cluster requeues the job
+            stop.hand_over()
+        raise
     finally:
         forget_removed_log_files()
 
@@ -84,7 +88,9 @@ def train(overrides: list[str] | None = None) -> dict[str, float]:
     app = Hydra.create_main_hydra2(CONFIG_NAME, create_config_search_path(CONFIG_PATH))
     try:
         result = app.run(
-            config_name=CONFIG_NAME, task_function=_run, overrides=list(overrides or [])
+            config_name=CONFIG_NAME,
+            task_function=_run,
+            overrides=with_trainer_keys_added_or_set(list(overrides or [])),
         )
     finally:
         GlobalHydra.instance().clear()

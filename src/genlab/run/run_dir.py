@@ -33,7 +33,7 @@ class RunDir:
     """`config.yaml` (the resolved config), `run.json` (the run record), `metrics.json` (final
     metrics), `eval_metrics.json` (genlab-eval's), `checkpoints/` (best.ckpt, last.ckpt),
     `train.log`, and what loggers and tools add (`tensorboard/`, `csv/`, `mlflow/`, `wandb/`,
-    `samples.png`)."""
+    `samples.png`, `lr_find.png`)."""
 
     CONFIG = "config.yaml"
     RECORD = "run.json"
@@ -44,7 +44,9 @@ class RunDir:
     HYDRA = ".hydra"  # the composed config before resolution, Hydra's settings, the overrides
     LOCK = ".genlab.lock"  # held while a process works here: its PID, host and start
     SAMPLES = "samples.png"
+    PROFILER = "profiler"  # debug=profiler's reports (conf/debug/profiler.yaml)
     ATTENTION = "attention.png"
+    LR_FIND = "lr_find.png"  # tune=lr_find's plot of the loss against the learning rate
     # What a run and the tools may create here (loggers: tensorboard/ ... wandb/). A run claims
     # those that do not exist when it starts, in its record's "files"; replacing the run deletes
     # them.
@@ -54,11 +56,13 @@ class RunDir:
         "csv",
         "mlflow",
         "wandb",
+        PROFILER,
         CONFIG,
         RECORD,
         METRICS,
         EVAL_METRICS,
         SAMPLES,
+        LR_FIND,
         HYDRA,
         LOG,
     )
@@ -155,6 +159,12 @@ class RunDir:
             ("overrides.yaml", OmegaConf.create(list(overrides))),
         ):
             self._write(f"{self.HYDRA}/{name}", OmegaConf.to_yaml(content))
+
+    def write_figure(self, name: str, figure: Any) -> Path:
+        """A matplotlib figure as a PNG (tune=lr_find's plot); returns its path."""
+        if is_rank_zero():
+            replace_atomically(self.path / name, lambda tmp: figure.savefig(tmp, format="png"))
+        return self.path / name
 
     # Who may use the directory
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import signal
 import sys
+from pathlib import Path
 from typing import Any
 
 import hydra
@@ -16,9 +17,11 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
 from genlab.callbacks.checkpoint import AtomicCheckpointIO
+from genlab.callbacks.early_stopping import EarlyStop
 from genlab.callbacks.safe_stop import SafeStop
 from genlab.config.checks import config_errors
 from genlab.config.compose import (
+    adjust_for_debugging,
     evaluation_callbacks,
     instantiate_all,
     instantiate_data,
@@ -46,21 +49,27 @@ from genlab.run.trackers import (
     close_tracking,
     discard_tracking,
     finish_tracking,
+    log_image_file,
     start_tracking,
     tracked_run,
     tracker_problems,
 )
+from genlab.run.tuning import keep_tuned_value, tune
 
 
 def run(cfg: DictConfig) -> dict[str, float]:
     """Train and/or test as `cfg` says; return the final metrics (also in metrics.json)."""
+    adjust_for_debugging(cfg)
     run_dir = RunDir(cfg.paths.output_dir)
+    _resume_where_left_off(cfg, run_dir)
     hydra_cfg = HydraConfig.get() if HydraConfig.initialized() else None
     in_sweep = bool(hydra_cfg) and hydra_cfg.mode == RunMode.MULTIRUN
     overrides = list(hydra_cfg.overrides.task) if hydra_cfg else []
     if in_sweep:
         check_multirun(cfg.trainer, hydra_cfg.launcher)
     try:
+        if cfg.get("tune") and cfg.get("ckpt_path") and run_dir.has_config():
+            keep_tuned_value(cfg, run_dir)  # a continued run is not tuned again
         ckpt_path = _checked(cfg, run_dir)
     except GenlabError:
         if not in_sweep:  # a sweep records its failed jobs in their folders
@@ -78,6 +87,8 @@ def run(cfg: DictConfig) -> dict[str, float]:
             record.data["job_num"] = hydra_cfg.job.num
         if ckpt_path:
             record.data["resumed_from"] = ckpt_path
+            if earlier and "tuned" in earlier:  # what the first segment's tune= found
+                record.data["tuned"] = earlier["tuned"]
         record.data["threads"] = _set_threads(cfg)
         tracked = tracked_run(cfg, run_dir, hydra_cfg, in_sweep, earlier if ckpt_path else None)
         if not (run_dir.path / RunDir.HYDRA).exists() and hydra_cfg is not None:
@@ -86,11 +97,16 @@ def run(cfg: DictConfig) -> dict[str, float]:
         run_dir.write_config(cfg)
         loggers: list[Any] = []
         try:
+            plot = None
+            if cfg.get("tune") and cfg.train and not ckpt_path:
+                plot = _tune(cfg, run_dir, record)
             loggers = build_loggers(cfg, tracked)
             if is_rank_zero():
                 record.data["trackers"] = start_tracking(loggers, cfg, tracked)
                 record.write()
-            metrics = _fit_and_test(cfg, run_dir, ckpt_path, loggers, quiet=in_sweep)
+            if plot is not None:
+                log_image_file(loggers, "tune/lr_find", plot)
+            metrics = _fit_and_test(cfg, run_dir, record, ckpt_path, loggers, quiet=in_sweep)
         except BaseException as err:
             status = _status_of(err)
             record.finish(status, error=f"{type(err).__name__}: {err}")
@@ -108,6 +124,18 @@ def run(cfg: DictConfig) -> dict[str, float]:
     return metrics
 
 
+def _tune(cfg: DictConfig, run_dir: RunDir, record: RunRecord) -> Path | None:
+    """tune=...: Lightning's tuner sets a value in `cfg` (genlab.run.tuning), and config.yaml and
+    run.json are written again with it, so they hold what the run trains with. Returns the LR
+    finder's plot, for the loggers."""
+    quiet_lightning(logging.WARNING)  # the tuner's trainer: one line says what it found
+    record.data["tuned"], plot = tune(cfg, run_dir, build_data_and_model)
+    record.data["config"] = OmegaConf.to_container(cfg, resolve=True)
+    record.write()
+    run_dir.write_config(cfg)
+    return plot
+
+
 def _set_threads(cfg: DictConfig) -> int:
     """torch's CPU threads for this process of the run (genlab.run.threads)."""
     import torch
@@ -120,6 +148,23 @@ def _set_threads(cfg: DictConfig) -> int:
     return threads
 
 
+def _resume_where_left_off(cfg: DictConfig, run_dir: RunDir) -> None:
+    """resume=auto: ckpt_path=last when the run directory holds a last.ckpt (set in the config,
+    so that config.yaml and run.json say where the run came from)."""
+    auto = cfg.get("resume") == "auto" and not cfg.get("ckpt_path")
+    if auto and run_dir.checkpoint("last").is_file():
+        cfg.ckpt_path = "last"
+
+
+def _restarts_an_attempt(cfg: DictConfig, run_dir: RunDir) -> bool:
+    """resume=auto in a directory whose run stopped before it saved a last.ckpt: start it again
+    there (a finished run is never replaced this way)."""
+    if cfg.get("resume") != "auto" or cfg.get("ckpt_path"):
+        return False
+    earlier = run_dir.read_record()
+    return earlier is not None and earlier.get("status") != "completed"
+
+
 def _checked(cfg: DictConfig, run_dir: RunDir) -> str | None:
     """Every problem of the config, the run directory and the checkpoint as one GenlabError (a
     line each); else the checkpoint to resume from, if any."""
@@ -129,7 +174,8 @@ def _checked(cfg: DictConfig, run_dir: RunDir) -> str | None:
     errors += tracker_problems(cfg)
     ckpt_path = cfg.get("ckpt_path")
     if is_rank_zero():  # other ranks would find rank 0's fresh run.json
-        problem = run_dir.ownership_problem(bool(ckpt_path), bool(cfg.get("overwrite")))
+        replacing = bool(cfg.get("overwrite")) or _restarts_an_attempt(cfg, run_dir)
+        problem = run_dir.ownership_problem(bool(ckpt_path), replacing)
         errors += [problem] if problem else []
     if ckpt_path:
         # Resuming in the run's own directory: the whole model and data configs are compared
@@ -218,6 +264,7 @@ def build_data_and_model(cfg: DictConfig) -> tuple[L.LightningDataModule, L.Ligh
 def _fit_and_test(
     cfg: DictConfig,
     run_dir: RunDir,
+    record: RunRecord,
     ckpt_path: str | None,
     loggers: list[Any],
     quiet: bool = False,
@@ -240,9 +287,11 @@ def _fit_and_test(
         extra["strategy"] = strategy
     callbacks = [*instantiate_all(cfg.get("callbacks")), *evaluation_callbacks(cfg.model)]
     if quiet:
-        # Lightning's base classes: with these flags off it refuses a bar or summary of any kind.
-        callbacks = [c for c in callbacks if not isinstance(c, (ProgressBar, ModelSummary))]
         extra.update(enable_progress_bar=False, enable_model_summary=False)
+    # Lightning's base classes: with its flag off it refuses a bar or summary of any kind.
+    flags = ((ProgressBar, "enable_progress_bar"), (ModelSummary, "enable_model_summary"))
+    off = tuple(kind for kind, flag in flags if not extra.get(flag, cfg.trainer.get(flag, True)))
+    callbacks = [c for c in callbacks if not isinstance(c, off)]
     trainer: L.Trainer = hydra.utils.instantiate(
         cfg.trainer,
         callbacks=[*callbacks, safe_stop],
@@ -257,6 +306,7 @@ def _fit_and_test(
         if cfg.train:
             trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
             metrics = merge_metrics(metrics, collect_metrics(trainer))
+            _note_early_stop(trainer, record, quiet)
             run_dir.write_metrics(metrics)
         if cfg.test:
             test_ckpt = _checkpoint_to_test(trainer, cfg, ckpt_path)
@@ -283,6 +333,17 @@ def _fit_and_test(
     return metrics
 
 
+def _note_early_stop(trainer: L.Trainer, record: RunRecord, quiet: bool) -> None:
+    """Why training ended before max_epochs / max_steps, in run.json and on the console."""
+    stopper = next((c for c in trainer.callbacks if isinstance(c, EarlyStop)), None)
+    why = stopper.why() if stopper is not None else None
+    if why is None:
+        return
+    record.data["stopped_early"] = why
+    if not quiet and trainer.is_global_zero:
+        print(f"genlab: stopped early after epoch {why['epoch']}: {why['message']}", flush=True)
+
+
 def _interrupted(trainer: L.Trainer, safe_stop: SafeStop, run_dir: RunDir) -> RunInterrupted:
     """Say where the run stopped and how to resume it; exit 128 + the signal number."""
     name = safe_stop.signal or "SIGINT"
@@ -307,7 +368,9 @@ def _interrupted(trainer: L.Trainer, safe_stop: SafeStop, run_dir: RunDir) -> Ru
             file=sys.stderr,
             flush=True,
         )
-    return RunInterrupted(128 + signal.Signals[name].value)
+    stop = RunInterrupted(128 + signal.Signals[name].value)
+    stop.hand_over = safe_stop.hand_over
+    return stop
 
 
 def _checkpoint_to_test(trainer: L.Trainer, cfg: DictConfig, ckpt_path: str | None) -> str | None:
