@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import struct
 import subprocess
@@ -19,7 +20,23 @@ from hydra.core.global_hydra import GlobalHydra
 from genlab.cli.train import main as train_main
 
 REPO = Path(__file__).resolve().parents[1]
+TESTS = REPO / "tests"
+# A quick AE on digits that prints and draws nothing: with batch_size 16, 79 training batches per
+# epoch.
+QUIET_AE = [
+    "model=ae",
+    "logger=none",
+    "data.batch_size=16",
+    "callbacks.progress_bar=null",
+    "callbacks.model_summary=null",
+    "callbacks.image_grids=null",
+]
+BATCHES_PER_EPOCH = 79
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(path.read_text())
 
 
 def write_idx(path: Path, array: np.ndarray, compress: bool = True) -> Path:

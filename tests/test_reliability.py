@@ -3,7 +3,6 @@ kill during a checkpoint write leaves the previous checkpoint whole."""
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import signal
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import REPO, quiet_trainer
+from conftest import BATCHES_PER_EPOCH, QUIET_AE, REPO, TESTS, quiet_trainer, read_json
 from hydra.core.global_hydra import GlobalHydra
 
 from genlab.callbacks.checkpoint import AtomicCheckpointIO
@@ -25,21 +24,7 @@ from genlab.models.gan import GAN
 from genlab.run.sweep import write_summary
 from genlab.utils.atomic import replace_atomically
 
-TESTS = Path(__file__).resolve().parent
-# Digits with batch_size 16: 79 training batches per epoch.
-COMMON = [
-    "model=ae",
-    "logger=none",
-    "data.batch_size=16",
-    "callbacks.progress_bar=null",
-    "callbacks.model_summary=null",
-    "callbacks.image_grids=null",
-]
-BATCHES_PER_EPOCH = 79
-
-
-def read_json(path: Path) -> dict:
-    return json.loads(path.read_text())
+COMMON = QUIET_AE
 
 
 def call_main(monkeypatch, *args: str) -> int:
