@@ -13,14 +13,16 @@ from genlab.config.classes import class_info
 from genlab.run.distributed import is_rank_zero
 
 _TREE_ORDER = ("data", "model", "trainer", "callbacks", "logger", "paths")
+# Not callbacks: a list of options (+callbacks=early_stopping adds one), of which Hydra's record
+# of choices keeps only the last; the overrides line shows it.
 _SHOWN_GROUPS = (
     "experiment",
     "model",
     "data",
     "trainer",
     "accelerator",
-    "callbacks",
     "logger",
+    "debug",
     "tune",
     "hparams_search",
 )
