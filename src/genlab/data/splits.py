@@ -59,7 +59,7 @@ class SplitDataModule(L.LightningDataModule):
 
     # What its batches hold, matched against the model's `data_kind` by the config checks.
     data_kind = "images"
-    # The training order's seed: drawn at the first training loader, kept in checkpoints.
+    # The training order's seed: the run's, taken at the first training loader; in checkpoints.
     _shuffle_seed: int | None = None
 
     def loader(self, split: str, shuffle: bool) -> DataLoader:
