@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ from genlab.callbacks.checkpoint import AtomicCheckpointIO
 from genlab.cli.train import main
 from genlab.data.digits import DigitsDataModule
 from genlab.errors import TrainingDiverged
+from genlab.models.ae import Autoencoder
 from genlab.models.gan import GAN
 from genlab.run.sweep import write_summary
 from genlab.utils.atomic import replace_atomically
@@ -151,6 +153,67 @@ def test_gan_stops_before_a_nan_reaches_its_weights(tmp_path):
     assert all(
         torch.equal(a, b) for a, b in zip(before, model.discriminator.parameters(), strict=True)
     )
+
+
+def _models_with_fused_optimizers(kind: str):
+    fused = partial(torch.optim.Adam, lr=1e-3, fused=True)
+    if kind == "ae":
+        return Autoencoder(input_shape=(1, 8, 8), latent_dim=8, optimizer=fused)
+    return GAN(
+        input_shape=(1, 8, 8),
+        latent_dim=8,
+        generator_optimizer=fused,
+        discriminator_optimizer=fused,
+    )
+
+
+@pytest.mark.parametrize("kind", ["ae", "gan"])
+def test_deferred_divergence_check_stops_with_the_weights_of_the_last_good_step(tmp_path, kind):
+    """divergence_check_every > 1: no host read per step, yet a NaN at batch k never updates
+    the weights: the run stops at the next read with the weights after batch k - 1."""
+    bad_batch, batch_size = 5, 32
+
+    def build():
+        torch.manual_seed(0)
+        data = DigitsDataModule(batch_size=batch_size)
+        data.setup()
+        if kind == "gan":  # the GAN's pixels are in [-1, 1]
+            data.splits["train"].images.mul_(2).sub_(1)
+        model = _models_with_fused_optimizers(kind)
+        model.divergence_check_every = 4
+        return data, model
+
+    data, reference = build()
+    trainer = quiet_trainer(limit_train_batches=bad_batch, default_root_dir=tmp_path)
+    trainer.fit(reference, train_dataloaders=data.loader("train", shuffle=False))
+
+    data, model = build()
+    data.splits["train"].images[bad_batch * batch_size] = float("nan")  # one broken image
+    trainer = quiet_trainer(limit_train_batches=None, default_root_dir=tmp_path)
+    with pytest.raises(TrainingDiverged) as diverged:
+        trainer.fit(model, train_dataloaders=data.loader("train", shuffle=False))
+    steps_per_batch = 1 if kind == "ae" else 2  # the GAN steps D, then G
+    assert diverged.value.step == bad_batch * steps_per_batch
+    assert trainer.global_step > diverged.value.step  # found at a later read, not at once
+    assert trainer.global_step % 4 == 0
+    expected = dict(reference.named_parameters())
+    for name, weight in model.named_parameters():
+        assert torch.equal(weight, expected[name]), name
+
+
+def test_deferred_divergence_check_needs_fused_optimizers(tmp_path, monkeypatch, capfd):
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    monkeypatch.chdir(tmp_path)
+    code = call_main(monkeypatch, *COMMON, "model=gan", "divergence_check_every=10")
+    err = capfd.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "model.generator_optimizer.fused=true model.discriminator_optimizer.fused=true" in err
+
+    run_dir = tmp_path / "run"
+    args = ["divergence_check_every=10", "model.optimizer.fused=true", "trainer.max_epochs=1"]
+    assert call_main(monkeypatch, *COMMON, *args, f"hydra.run.dir={run_dir}") == 0
+    assert read_json(run_dir / "run.json")["config"]["divergence_check_every"] == 10
+    assert math.isfinite(read_json(run_dir / "metrics.json")["test/loss"])
 
 
 SLOW_SAVE = """

@@ -87,7 +87,27 @@ def quick_config_errors(cfg: DictConfig) -> list[str]:
     errors += pixel_range_errors(tree.get("model") or {}, tree.get("data") or {})
     errors += monitor_errors(tree)
     errors += tune_errors(tree)
+    errors += deferred_check_errors(tree)
     return errors
+
+
+def deferred_check_errors(tree: dict[str, Any]) -> list[str]:
+    """divergence_check_every > 1 skips bad updates through the fused optimizers' `found_inf`:
+    every optimizer of the model must be fused."""
+    every = tree.get("divergence_check_every", 1)
+    model = tree.get("model") or {}
+    unfused = [
+        f"model.{key}"
+        for key, node in model.items()
+        if key.endswith("optimizer") and isinstance(node, dict) and node.get("fused") is not True
+    ]
+    if not isinstance(every, int) or every <= 1 or not unfused:
+        return []
+    return [
+        f"divergence_check_every={every} skips the updates after a NaN or infinite loss on the "
+        f"device, which fused optimizers do: set {' '.join(k + '.fused=true' for k in unfused)} "
+        f"(Adam, AdamW, SGD), or divergence_check_every=1"
+    ]
 
 
 def tune_errors(tree: dict[str, Any]) -> list[str]:

@@ -302,6 +302,8 @@ RULES: dict[str, Rule] = {
     "threads": Rule("auto or a positive integer", lambda v: v == "auto" or (is_int(v) and v > 0)),
     "ckpt_path": TEXT.or_null(),
     "resume": one_of("auto").or_null(),
+    "divergence_check_every": POSITIVE_INT,
+    "fused": BOOLEAN.or_null(),
     "run_dir": TEXT.or_null(),
     "optimized_metric": TEXT.or_null(),
     "train": BOOLEAN,

@@ -13,6 +13,7 @@ import torch
 from lightning.pytorch.trainer.states import TrainerFn
 
 from genlab.errors import DIVERGENCE_HINT, TrainingDiverged
+from genlab.models.divergence import DeferredFiniteCheck
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 SchedulerFactory = Callable[[torch.optim.Optimizer], torch.optim.lr_scheduler.LRScheduler]
@@ -88,6 +89,12 @@ class GenlabModule(L.LightningModule):
     # True when a training step leaves some parameters without gradients (a GAN's two players):
     # DDP must then look for unused parameters (genlab-train picks that strategy for `ddp`).
     ddp_find_unused_parameters = False
+    # How often, in training batches, the divergence check reads the device: 1, every loss at
+    # once; N > 1, a flag kept on the device, every update from the first non-finite loss on
+    # skipped by the (fused) optimizers, and the run stopped at the next read with the weights
+    # of the last good step (genlab.models.divergence). genlab-train sets it from
+    # `divergence_check_every`.
+    divergence_check_every = 1
     # How many optimizers `configure_optimizers` returns. Lightning's learning-rate finder
     # (tune=lr_find) tunes a model with one; the config checks refuse it for others.
     num_optimizers = 1
@@ -105,6 +112,7 @@ class GenlabModule(L.LightningModule):
         # stage -> metric -> (weighted sum, total weight) over the epoch's batches so far.
         self._epoch_sums: dict[str, dict[str, tuple[torch.Tensor, Any]]] = {}
         self._eval_generator: torch.Generator | None = None
+        self._deferred_check = DeferredFiniteCheck()
 
     @classmethod
     def config_problems(cls, config: dict[str, Any]) -> list[str]:
@@ -132,8 +140,12 @@ class GenlabModule(L.LightningModule):
         """Raise TrainingDiverged if a training loss is NaN or infinite, before the optimizer
         steps on it, so the weights (and every checkpoint) stay those of the last good step.
 
-        One device sync per call: a diverged run is stopped at the step where it diverged.
+        One device sync per call: a diverged run is stopped at the step where it diverged
+        (with `divergence_check_every` > 1, at the next read; see `DeferredFiniteCheck`).
         """
+        if self.divergence_check_every > 1:
+            self._deferred_check.note(losses, self.trainer.global_step)
+            return
         values = torch.stack([value.detach().float().sum() for value in losses.values()])
         if bool(torch.isfinite(values).all()):
             return
@@ -215,7 +227,36 @@ class GenlabModule(L.LightningModule):
     def on_test_epoch_start(self) -> None:
         self._reset_eval_noise()
 
+    def on_before_optimizer_step(self, optimizer) -> None:
+        found_inf = self._deferred_check.found_inf()
+        if found_inf is not None:  # a fused optimizer skips the update on the device
+            optimizer.found_inf = found_inf.to(self.device)
+
+    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
+        if self.divergence_check_every > 1 and (
+            self.trainer.global_step % self.divergence_check_every == 0
+            or self.trainer.fit_loop.epoch_loop.batch_progress.is_last_batch
+        ):
+            self.stop_if_diverged()
+
+    def stop_if_diverged(self) -> None:
+        """The deferred divergence check's host read: raise TrainingDiverged if a training loss
+        was non-finite since the run started (the updates since were skipped)."""
+        found = self._deferred_check.read()
+        if found is None:
+            return
+        name, step = found
+        raise TrainingDiverged(
+            f"train/{name}",
+            "non-finite",
+            step,
+            self.trainer.current_epoch,
+            self.divergence_hint,
+        )
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.divergence_check_every > 1:
+            self.stop_if_diverged()  # no checkpoint of a run that has diverged
         checkpoint["rng_states"] = rng_states()
         # Saved in the middle of an epoch (a preemption, a validation every N steps): the sums
         # so far, so that a resumed run's epoch means are the uninterrupted run's.

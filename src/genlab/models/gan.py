@@ -203,6 +203,7 @@ class GAN(GenlabModule):
         optimizer.step()  # unscales, calls on_before_optimizer_step, then steps
 
     def on_before_optimizer_step(self, optimizer) -> None:
+        super().on_before_optimizer_step(optimizer)
         # Here, not before optimizer.step(): under 16-mixed the gradients are unscaled by now,
         # so the clip value means the same at every precision.
         if self.gradient_clip_val:

@@ -251,6 +251,8 @@ def build_data_and_model(cfg: DictConfig) -> tuple[L.LightningDataModule, L.Ligh
     the data's tokenizer (a character vocabulary read from the text)."""
     datamodule = instantiate_data(cfg.data)
     model = instantiate_model(cfg.model)
+    if isinstance(model, GenlabModule):
+        model.divergence_check_every = cfg.get("divergence_check_every", 1)
     if isinstance(model, LearnsVocabularies) and isinstance(datamodule, HasVocabularies):
         datamodule.prepare_data()
         datamodule.setup("fit")
