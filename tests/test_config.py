@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import hydra
 import pytest
 from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
+
+from genlab.config.compose import instantiate_model
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -54,7 +55,7 @@ def test_model_input_shape_comes_from_the_data(compose_train):
     ):
         cfg = compose_train("model=vae", f"data={data}")
         assert OmegaConf.to_container(cfg.model, resolve=True)["input_shape"] == dims
-        model = hydra.utils.instantiate(cfg.model, _convert_="all")
+        model = instantiate_model(cfg.model)  # without the keys for the run (eval, compile)
         assert model.input_shape == tuple(dims)
 
 

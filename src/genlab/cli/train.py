@@ -84,14 +84,14 @@ def _group_arguments(group: str) -> frozenset[str]:
     import yaml
 
     from genlab.config.classes import class_info
-    from genlab.config.compose import MODEL_EVALUATION_KEYS
+    from genlab.config.compose import MODEL_RUN_KEYS
 
     targets = {"lightning.pytorch.Trainer"} if group == "trainer" else set()
     folder = resources.files("genlab.conf") / group
     for entry in folder.iterdir() if folder.is_dir() else []:
         if entry.name.endswith(".yaml"):
             targets.add((yaml.safe_load(entry.read_text()) or {}).get("_target_"))
-    names = set(MODEL_EVALUATION_KEYS) if group == "model" else set()
+    names = set(MODEL_RUN_KEYS) if group == "model" else set()
     for target in targets:
         info = class_info(target) if isinstance(target, str) else None
         names |= set(info.parameters or ()) if info else set()

@@ -23,7 +23,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from genlab.config.classes import class_info
-from genlab.config.compose import MODEL_EVALUATION_KEYS
+from genlab.config.compose import MODEL_RUN_KEYS
 from genlab.config.machine import cuda_devices, processes_per_run, trainer_errors
 from genlab.config.rules import leaves, rule_errors, show
 from genlab.config.targets import target_errors
@@ -249,7 +249,7 @@ def unknown_key_errors(tree: dict[str, Any]) -> list[str]:
         info = class_info(node["_target_"])
         if info is None or info.parameters is None:
             continue  # its arguments cannot be read: the class checks them when it is built
-        known = set(info.parameters) | (set(MODEL_EVALUATION_KEYS) if group == "model" else set())
+        known = set(info.parameters) | (set(MODEL_RUN_KEYS) if group == "model" else set())
         for key in sorted(set(node) - known - _HYDRA_KEYS):
             close = difflib.get_close_matches(key, sorted(known), n=1)
             hint = (

@@ -11,8 +11,9 @@ from omegaconf import DictConfig, OmegaConf
 # so the configs are found from any working directory, editable install or not.
 CONFIG_PATH = "pkg://genlab.conf"
 
-# Keys of a model config that describe how to evaluate the model, not arguments of its class.
-MODEL_EVALUATION_KEYS = ("eval",)
+# Keys of a model config that say how a run uses the model, not arguments of its class: how to
+# evaluate it (`eval`) and whether to compile its networks (`compile`).
+MODEL_RUN_KEYS = ("eval", "compile")
 
 
 def with_trainer_keys_added_or_set(overrides: list[str]) -> list[str]:
@@ -32,7 +33,7 @@ def instantiate_all(group: DictConfig | None) -> list[Any]:
 def instantiate_model(model: DictConfig) -> Any:
     """The LightningModule of a `model` config, without its evaluation settings (`eval`)."""
     resolved = OmegaConf.to_container(model, resolve=True)
-    arguments = {k: v for k, v in resolved.items() if k not in MODEL_EVALUATION_KEYS}
+    arguments = {k: v for k, v in resolved.items() if k not in MODEL_RUN_KEYS}
     # Plain lists, not ListConfig, so hyperparameters in checkpoints load with weights_only=True.
     return hydra.utils.instantiate(arguments, _convert_="all")
 

@@ -304,6 +304,7 @@ RULES: dict[str, Rule] = {
     "resume": one_of("auto").or_null(),
     "divergence_check_every": POSITIVE_INT,
     "fused": BOOLEAN.or_null(),
+    "compile": BOOLEAN,
     "run_dir": TEXT.or_null(),
     "optimized_metric": TEXT.or_null(),
     "train": BOOLEAN,

@@ -203,6 +203,7 @@ class GPT2(GenlabModule):
         )
 
     @torch.no_grad()
+    @torch.compiler.set_stance("force_eager")  # lengths change every token: no compile for each
     def generate_text(
         self,
         prompts: Sequence[str],
@@ -271,6 +272,7 @@ class GPT2(GenlabModule):
         return ids
 
     @torch.no_grad()
+    @torch.compiler.set_stance("force_eager")  # one call of its own length: not worth compiling
     def attention_maps(self, text: str, target: str | None = None) -> list[AttentionMap]:
         """Causal self-attention of every layer and head over `text` (up to the context)."""
         if target is not None:

@@ -183,6 +183,7 @@ class Seq2Seq(GenlabModule):
         return rows
 
     @torch.no_grad()
+    @torch.compiler.set_stance("force_eager")  # lengths change every token: no compile for each
     def greedy_ids(self, source: torch.Tensor) -> list[list[int]]:
         """Greedy translations of a padded batch, as id lists ending with end-of-sequence."""
         max_len = min(self.hparams.max_len - 1, 2 * source.size(1) + 10)
@@ -246,6 +247,7 @@ class Seq2Seq(GenlabModule):
         return [self.backend.decode(h) for h in hypotheses]
 
     @torch.no_grad()
+    @torch.compiler.set_stance("force_eager")  # one call of its own length: not worth compiling
     def attention_maps(self, text: str, target: str | None = None) -> list[AttentionMap]:
         """Encoder self-attention, decoder self-attention and cross-attention of one pair,
         teacher-forced on `target` (default: the model's own greedy translation of `text`).

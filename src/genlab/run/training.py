@@ -260,6 +260,8 @@ def build_data_and_model(cfg: DictConfig) -> tuple[L.LightningDataModule, L.Ligh
     if isinstance(model, LearnsTokenizer) and isinstance(datamodule, HasTokenizer):
         datamodule.prepare_data()
         model.build_on(datamodule.text_tokenizer())
+    if cfg.model.get("compile") and isinstance(model, GenlabModule):
+        model.compile_networks(same_random_numbers=bool(cfg.trainer.get("deterministic")))
     return datamodule, model
 
 
