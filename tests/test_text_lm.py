@@ -273,3 +273,38 @@ def test_char_model_trains_then_generates_exports_and_draws_from_its_run(
     assert attention.query_labels == list("ROMEO: the king")
     paths = write_attention(run_dir=run_dir, text="the king", out=tmp_path / "a.png")
     assert [p.name for p in paths] == ["a_self.png"]
+
+
+def test_gpt_logs_tokens_per_second_and_model_flops_utilization(train_cli, play, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run_dir = tmp_path / "run"
+    result = train_cli(
+        "experiment=gpt_shakespeare_char",
+        f"data.path={play}",
+        "model.n_layer=1",
+        "model.n_head=2",
+        "model.n_embd=16",
+        "data.block_size=32",
+        "model.n_positions=32",
+        "trainer.max_steps=6",
+        "trainer.val_check_interval=6",
+        "trainer.limit_val_batches=1",
+        "test=false",
+        "callbacks.epoch_timer.peak_flops=1e12",
+        f"paths.cache_dir={tmp_path / 'cache'}",
+        f"hydra.run.dir={run_dir}",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    events = EventAccumulator(str(run_dir / "tensorboard"))
+    events.Reload()
+    [tokens] = [e.value for e in events.Scalars("time/tokens_per_s")]
+    [seconds] = [e.value for e in events.Scalars("time/epoch_s")]
+    [mfu] = [e.value for e in events.Scalars("perf/mfu")]
+    assert tokens == pytest.approx(6 * 12 * 32 / seconds, rel=1e-4)  # 6 batches of 12 windows
+    model, _, _ = load_run(run_dir)
+    # 6 x parameters without position embeddings + 12 x layers x width x context
+    params = sum(p.numel() for p in model.model.parameters()) - 32 * 16
+    assert model.flops_per_token() == 6 * params + 12 * 1 * 16 * 32
+    assert mfu == pytest.approx(model.flops_per_token() * tokens / 1e12, rel=1e-4)

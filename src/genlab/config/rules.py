@@ -305,6 +305,7 @@ RULES: dict[str, Rule] = {
     "divergence_check_every": POSITIVE_INT,
     "fused": BOOLEAN.or_null(),
     "compile": BOOLEAN,
+    "peak_flops": POSITIVE_NUMBER.or_null(),
     "run_dir": TEXT.or_null(),
     "optimized_metric": TEXT.or_null(),
     "train": BOOLEAN,

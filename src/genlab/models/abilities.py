@@ -68,6 +68,20 @@ class GeneratesText(Protocol):
 
 
 @runtime_checkable
+class CountsTokens(Protocol):
+    """A token model whose training arithmetic is known: what throughput and model FLOPs
+    utilization (MFU) are computed from."""
+
+    def tokens_in(self, batch: Any) -> int:
+        """The tokens a training batch predicts."""
+        ...
+
+    def flops_per_token(self) -> float:
+        """Floating-point operations of one training token, forward and backward."""
+        ...
+
+
+@runtime_checkable
 class Translates(Protocol):
     def translate(self, texts: Sequence[str], strict: bool = False) -> list[str]:
         """Greedy translations of `texts`; `strict`: refuse words the model does not know."""

@@ -189,6 +189,17 @@ class GPT2(GenlabModule):
         logits = self.model(input_ids=inputs).logits
         return {"loss": F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten())}
 
+    def tokens_in(self, batch) -> int:
+        return batch[1].numel()
+
+    def flops_per_token(self) -> float:
+        """PaLM's estimate, as nanoGPT's `estimate_mfu`: 6 per parameter (less the position
+        embeddings) plus attention's 12 x layers x width x context."""
+        config = self.model.config
+        params = sum(p.numel() for p in self.model.parameters())
+        params -= self.model.transformer.wpe.weight.numel()
+        return 6 * params + 12 * config.n_layer * config.n_embd * config.n_positions
+
     def derived_metrics(self, means: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {"ppl": torch.exp(means["loss"])}
 
