@@ -294,3 +294,21 @@ def test_targets_from_genlab_and_the_allowed_libraries_still_build(train_cli, tm
     )
     assert_refused(refused, "callbacks.evil._target_=os.system")
     assert REPO.is_dir()
+
+
+def test_a_requeued_slurm_job_takes_over_the_lock_of_its_earlier_start(tmp_path, monkeypatch):
+    """A job killed before it could remove its lock, then requeued by SLURM onto another node:
+    the lock names the other host, but the same job id with a lower restart count."""
+    run_dir = RunDir(tmp_path / "run")
+    run_dir.path.mkdir()
+    earlier = {"pid": 1, "host": "node-a", "since": "2026-12-02T10:00:00", "slurm_job": "42"}
+    (run_dir.path / RunDir.LOCK).write_text(json.dumps({**earlier, "slurm_restart": 0}))
+    monkeypatch.setenv("SLURM_JOB_ID", "42")
+    monkeypatch.setenv("SLURM_RESTART_COUNT", "0")  # the same start: still in use
+    with pytest.raises(GenlabError, match="in use by process 1 on node-a"), run_dir.locked():
+        pass
+    monkeypatch.setenv("SLURM_RESTART_COUNT", "1")
+    with run_dir.locked():
+        held = json.loads((run_dir.path / RunDir.LOCK).read_text())
+        assert (held["slurm_job"], held["slurm_restart"]) == ("42", 1)
+    assert not (run_dir.path / RunDir.LOCK).exists()

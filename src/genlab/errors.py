@@ -51,7 +51,8 @@ class TrainingDiverged(GenlabError):
 
 
 class RunInterrupted(SystemExit):
-    """SIGINT or SIGTERM stopped the run; exits with 128 + the signal number, like a shell.
+    """SIGINT, SIGTERM or a cluster's notice (SIGUSR2) stopped the run; exits with 128 + the
+    signal number, like a shell.
 
     A SystemExit, not an Exception: a preempted sweep must stop, not go on to its next job.
     `hand_over`: what the cluster asked to run after the checkpoint (submitit's requeue).

@@ -101,7 +101,15 @@ def deferred_check_errors(tree: dict[str, Any]) -> list[str]:
         for key, node in model.items()
         if key.endswith("optimizer") and isinstance(node, dict) and node.get("fused") is not True
     ]
-    if not isinstance(every, int) or every <= 1 or not unfused:
+    if not isinstance(every, int) or every <= 1:
+        return []
+    if str((tree.get("trainer") or {}).get("precision")) in ("16-mixed", "16"):
+        return [
+            f"divergence_check_every={every} with trainer.precision=16-mixed: the gradient "
+            f"scaler sets the optimizers' skip flag itself; use bf16-mixed or "
+            f"divergence_check_every=1"
+        ]
+    if not unfused:
         return []
     return [
         f"divergence_check_every={every} skips the updates after a NaN or infinite loss on the "

@@ -34,6 +34,10 @@ def instantiate_model(model: DictConfig) -> Any:
     """The LightningModule of a `model` config, without its evaluation settings (`eval`)."""
     resolved = OmegaConf.to_container(model, resolve=True)
     arguments = {k: v for k, v in resolved.items() if k not in MODEL_RUN_KEYS}
+    for key, node in arguments.items():
+        # `fused: null` in the configs is the optimizer's default; not every optimizer takes it.
+        if key.endswith("optimizer") and isinstance(node, dict) and node.get("fused") is None:
+            node.pop("fused", None)
     # Plain lists, not ListConfig, so hyperparameters in checkpoints load with weights_only=True.
     return hydra.utils.instantiate(arguments, _convert_="all")
 

@@ -14,7 +14,7 @@ from genlab.errors import GenlabError
 
 
 class EpochShuffle(Sampler[int]):
-    """A permutation of range(n) drawn from `seed` + the epoch (Lightning calls `set_epoch`),
+    """A permutation of range(n) drawn from (`seed`, the epoch) (Lightning calls `set_epoch`),
     as DistributedSampler orders its epochs; the first `skip` indices of the next pass are left
     out (once: a run resumed in the middle of an epoch)."""
 
@@ -28,7 +28,8 @@ class EpochShuffle(Sampler[int]):
         return self.n
 
     def __iter__(self):
-        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        # Not seed + epoch: runs with seeds 1 and 2 would share orders an epoch apart.
+        generator = torch.Generator().manual_seed(hash((self.seed, self.epoch)))
         start, self.skip = self.skip, 0
         yield from torch.randperm(self.n, generator=generator)[start:].tolist()
 
@@ -80,10 +81,11 @@ class SplitDataModule(L.LightningDataModule):
         order = EpochShuffle(len(loader.dataset), self._shuffle_seed)
         trainer = self.trainer
         if trainer is not None and trainer.world_size == 1 and loader.batch_size:
-            done = trainer.fit_loop.epoch_loop.batch_progress.current.completed
+            progress = trainer.fit_loop.epoch_loop.batch_progress
             order.set_epoch(trainer.current_epoch)
-            if 0 < done * loader.batch_size < len(order):
-                order.skip = done * loader.batch_size
+            mid_epoch = progress.current.completed > 0 and not progress.is_last_batch
+            if mid_epoch and progress.current.completed * loader.batch_size < len(order):
+                order.skip = progress.current.completed * loader.batch_size
         return _update_dataloader(loader, order)
 
     def state_dict(self) -> dict[str, Any]:

@@ -89,7 +89,7 @@ class GenlabModule(L.LightningModule):
     # True when a training step leaves some parameters without gradients (a GAN's two players):
     # DDP must then look for unused parameters (genlab-train picks that strategy for `ddp`).
     ddp_find_unused_parameters = False
-    # How often, in training batches, the divergence check reads the device: 1, every loss at
+    # How often, in optimizer steps, the divergence check reads the device: 1, every loss at
     # once; N > 1, a flag kept on the device, every update from the first non-finite loss on
     # skipped by the (fused) optimizers, and the run stopped at the next read with the weights
     # of the last good step (genlab.models.divergence). genlab-train sets it from
@@ -201,7 +201,11 @@ class GenlabModule(L.LightningModule):
         if stage not in self._epoch_sums:
             return
         sums = self._epoch_sums.pop(stage)
-        totals = [total for total, _ in sums.values()]
+        # A total restored from a mid-epoch checkpoint is a float until a batch is added to it.
+        totals = [
+            torch.as_tensor(total, dtype=torch.float, device=self.device)
+            for total, _ in sums.values()
+        ]
         counts = [
             torch.as_tensor(count, dtype=torch.float, device=self.device)
             for _, count in sums.values()
@@ -272,10 +276,12 @@ class GenlabModule(L.LightningModule):
         if self.divergence_check_every > 1:
             self.stop_if_diverged()  # no checkpoint of a run that has diverged
         checkpoint["rng_states"] = rng_states()
-        # Saved in the middle of an epoch (a preemption, a validation every N steps): the sums
-        # so far, so that a resumed run's epoch means are the uninterrupted run's.
+        # Saved before the epoch's end (a validation every N steps, a stop, even one during the
+        # epoch's last validation): the sums so far, so that a resumed run's epoch means are
+        # the uninterrupted run's.
         sums = self._epoch_sums.get("train")
-        if sums and not self.trainer.fit_loop.epoch_loop.batch_progress.is_last_batch:
+        last_batch = self.trainer.fit_loop.epoch_loop.batch_progress.is_last_batch
+        if sums and (not last_batch or self.trainer.received_sigterm):
             checkpoint["train_epoch_sums"] = {
                 name: (float(total), float(count)) for name, (total, count) in sums.items()
             }

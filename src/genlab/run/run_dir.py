@@ -213,6 +213,7 @@ class RunDir:
             "pid": os.getpid(),
             "host": socket.gethostname(),
             "since": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            **_slurm_job(),
         }
         self.path.mkdir(parents=True, exist_ok=True)
         for _ in range(2):
@@ -297,9 +298,22 @@ def _read_lock(path: Path) -> dict[str, Any] | None:
     return holder if isinstance(holder, dict) else None
 
 
+def _slurm_job() -> dict[str, Any]:
+    """The SLURM job this process belongs to, and how often SLURM has restarted it."""
+    job = os.environ.get("SLURM_JOB_ID")
+    if not job:
+        return {}
+    return {"slurm_job": job, "slurm_restart": int(os.environ.get("SLURM_RESTART_COUNT", "0"))}
+
+
 def _gone(holder: dict[str, Any]) -> bool:
     """Whether the process that holds a lock has ended: only knowable on its own host (this
-    process itself counts as gone: it runs one run at a time)."""
+    process itself counts as gone: it runs one run at a time), or when it was an earlier start
+    of this SLURM job, which SLURM has requeued (on this or another node)."""
+    mine = _slurm_job()
+    same_job = bool(mine) and holder.get("slurm_job") == mine["slurm_job"]
+    if same_job and holder.get("slurm_restart", 0) < mine["slurm_restart"]:
+        return True
     if holder.get("host") != socket.gethostname():
         return False
     pid = holder.get("pid")

@@ -201,7 +201,7 @@ def _check_same_run(cfg: DictConfig, run_dir: RunDir) -> None:
     if cfg.model.get("value_range") is not None:
         saved = with_stated_pixel_range(saved, cfg.model.value_range)
     for group in ("model", "data"):
-        if _what_is_trained(saved[group]) != _what_is_trained(cfg[group]):
+        if not _same_training(_what_is_trained(saved[group]), _what_is_trained(cfg[group])):
             earlier = [
                 arg
                 for arg in (run_dir.read_record() or {}).get("overrides", [])
@@ -214,18 +214,30 @@ def _check_same_run(cfg: DictConfig, run_dir: RunDir) -> None:
             )
 
 
+# Keys that change how a run computes, not what it trains: a resume may set them otherwise.
+_HOW_IT_RUNS = ("cache_dir", "compile", "fused")
+
+
 def _what_is_trained(group: DictConfig) -> object:
     """A config group as plain data, less where caches live (another machine or
-    GENLAB_CACHE_DIR may resume the same run)."""
+    GENLAB_CACHE_DIR may resume the same run) and how the networks are run."""
 
     def strip(node: object) -> object:
         if isinstance(node, dict):
-            return {k: strip(v) for k, v in node.items() if k != "cache_dir"}
+            return {k: strip(v) for k, v in node.items() if k not in _HOW_IT_RUNS}
         if isinstance(node, list):
             return [strip(v) for v in node]
         return node
 
     return strip(OmegaConf.to_container(group, resolve=True))
+
+
+def _same_training(saved: object, now: object) -> bool:
+    """Whether a resumed config trains what the run's saved one did. A key the saved config
+    does not have came with a later genlab: that run trained with its default."""
+    if isinstance(saved, dict) and isinstance(now, dict):
+        return all(k in now and _same_training(v, now[k]) for k, v in saved.items())
+    return saved == now
 
 
 def _status_of(err: BaseException) -> str:
