@@ -175,7 +175,9 @@ class _Jobs:
                 while pending and free:
                     idx, overrides = pending.pop(0)
                     place = free.pop(0)
-                    self.running[self._start(idx, overrides, place)] = (idx, overrides, place)
+                    with _stop_requests_held():  # a started job is always one told to stop
+                        process = self._start(idx, overrides, place)
+                        self.running[process] = (idx, overrides, place)
                 time.sleep(POLL_SECONDS)
                 for process in [p for p in self.running if p.poll() is not None]:
                     idx, overrides, place = self.running.pop(process)
@@ -213,12 +215,15 @@ class _Jobs:
         """Pass the stop request on to each running job and wait for them all to end; a second
         request is passed on too."""
         name = signal.Signals(signum).name
-        print(
-            f"genlab: {name}: stopping the sweep's {len(self.running)} running jobs; "
-            f"{not_started} not started",
-            file=sys.stderr,
-            flush=True,
-        )
+        try:
+            print(
+                f"genlab: {name}: stopping the sweep's {len(self.running)} running jobs; "
+                f"{not_started} not started",
+                file=sys.stderr,
+                flush=True,
+            )
+        except _StopRequest as again:  # a second request already: pass that one on
+            signum = again.signum
         while self.running:
             try:
                 for process in self.running:
@@ -266,9 +271,24 @@ def _stop_with_parent() -> None:
     threading.Thread(target=watch, daemon=True).start()
 
 
+@contextmanager
+def _stop_requests_held() -> Iterator[None]:
+    """Ctrl+C and SIGTERM wait while the body runs (they are delivered when it ends). A process
+    started in it inherits the blocked signals: `job_process` unblocks them."""
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+_STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
 def job_process() -> None:
     """A job's process (see JOB_MAIN): pinned to its CPU cores before anything imports torch,
     then the job, whose JobReturn it writes for the sweep's process."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)  # blocked while it was started
     job_file, result_file, cores = sys.argv[1:]
     if cores and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, [int(c) for c in cores.split(",")])
