@@ -219,18 +219,25 @@ def test_bpe_chunks_tokenized_in_processes_equal_the_whole_text(play, tmp_path):
     assert count == len(whole) and np.fromfile(path, dtype=np.uint16).tolist() == whole
 
 
-def test_char_model_trains_then_generates_exports_and_draws_from_its_run(
-    train_cli, play, tmp_path, capfd
-):
-    run_dir = tmp_path / "run"
-    result = train_cli(
+def tiny_char_experiment(text) -> list[str]:
+    """experiment=gpt_shakespeare_char on `text` with a one-layer model of width 16."""
+    return [
         "experiment=gpt_shakespeare_char",
-        f"data.path={play}",
+        f"data.path={text}",
         "model.n_layer=1",
         "model.n_head=2",
         "model.n_embd=16",
         "data.block_size=32",
         "model.n_positions=32",
+    ]
+
+
+def test_char_model_trains_then_generates_exports_and_draws_from_its_run(
+    train_cli, play, tmp_path, capfd
+):
+    run_dir = tmp_path / "run"
+    result = train_cli(
+        *tiny_char_experiment(play),
         "trainer.max_steps=12",
         "trainer.val_check_interval=6",
         "trainer.limit_val_batches=2",
@@ -280,13 +287,7 @@ def test_gpt_logs_tokens_per_second_and_model_flops_utilization(train_cli, play,
 
     run_dir = tmp_path / "run"
     result = train_cli(
-        "experiment=gpt_shakespeare_char",
-        f"data.path={play}",
-        "model.n_layer=1",
-        "model.n_head=2",
-        "model.n_embd=16",
-        "data.block_size=32",
-        "model.n_positions=32",
+        *tiny_char_experiment(play),
         "trainer.max_steps=6",
         "trainer.val_check_interval=6",
         "trainer.limit_val_batches=1",
