@@ -44,23 +44,26 @@ class EpochTimer(L.Callback):
         self._start = 0.0
         self._samples = 0
         self._tokens = 0
+        self._counts_tokens = False
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._samples = self._tokens = 0
+        # Once an epoch, not per batch: a Protocol's isinstance looks up every member.
+        self._counts_tokens = isinstance(pl_module, CountsTokens)
         if pl_module.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(pl_module.device)
         self._start = time.perf_counter()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
         self._samples += len(batch[0])
-        if isinstance(pl_module, CountsTokens):
+        if self._counts_tokens:
             self._tokens += pl_module.tokens_in(batch)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # Validation has already run inside the epoch when this hook fires.
         seconds = time.perf_counter() - self._start
         values = {"time/epoch_s": seconds, "time/samples_per_s": self._samples / seconds}
-        if isinstance(pl_module, CountsTokens):
+        if self._counts_tokens:
             values["time/tokens_per_s"] = self._tokens / seconds
             peak = self.peak_flops or device_peak_flops(pl_module.device)
             if peak:

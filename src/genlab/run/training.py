@@ -61,7 +61,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
     """Train and/or test as `cfg` says; return the final metrics (also in metrics.json)."""
     adjust_for_debugging(cfg)
     run_dir = RunDir(cfg.paths.output_dir)
-    _resume_where_left_off(cfg, run_dir)
+    restarting = _resume_where_left_off(cfg, run_dir)
     hydra_cfg = HydraConfig.get() if HydraConfig.initialized() else None
     in_sweep = bool(hydra_cfg) and hydra_cfg.mode == RunMode.MULTIRUN
     overrides = list(hydra_cfg.overrides.task) if hydra_cfg else []
@@ -70,7 +70,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
     try:
         if cfg.get("tune") and cfg.get("ckpt_path") and run_dir.has_config():
             keep_tuned_value(cfg, run_dir)  # a continued run is not tuned again
-        ckpt_path = _checked(cfg, run_dir)
+        ckpt_path = _checked(cfg, run_dir, restarting)
     except GenlabError:
         if not in_sweep:  # a sweep records its failed jobs in their folders
             run_dir.discard_if_unused()
@@ -148,24 +148,21 @@ def _set_threads(cfg: DictConfig) -> int:
     return threads
 
 
-def _resume_where_left_off(cfg: DictConfig, run_dir: RunDir) -> None:
+def _resume_where_left_off(cfg: DictConfig, run_dir: RunDir) -> bool:
     """resume=auto: ckpt_path=last when the run directory holds a last.ckpt (set in the config,
-    so that config.yaml and run.json say where the run came from)."""
-    auto = cfg.get("resume") == "auto" and not cfg.get("ckpt_path")
-    if auto and run_dir.checkpoint("last").is_file():
-        cfg.ckpt_path = "last"
-
-
-def _restarts_an_attempt(cfg: DictConfig, run_dir: RunDir) -> bool:
-    """resume=auto in a directory whose run stopped before it saved a last.ckpt: start it again
-    there (a finished run is never replaced this way)."""
+    so that config.yaml and run.json say where the run came from). True when it holds a run
+    that stopped before it saved one: that run starts again there (a finished run is never
+    replaced this way)."""
     if cfg.get("resume") != "auto" or cfg.get("ckpt_path"):
+        return False
+    if run_dir.checkpoint("last").is_file():
+        cfg.ckpt_path = "last"
         return False
     earlier = run_dir.read_record()
     return earlier is not None and earlier.get("status") != "completed"
 
 
-def _checked(cfg: DictConfig, run_dir: RunDir) -> str | None:
+def _checked(cfg: DictConfig, run_dir: RunDir, restarting: bool = False) -> str | None:
     """Every problem of the config, the run directory and the checkpoint as one GenlabError (a
     line each); else the checkpoint to resume from, if any."""
     errors = config_errors(cfg)
@@ -174,7 +171,7 @@ def _checked(cfg: DictConfig, run_dir: RunDir) -> str | None:
     errors += tracker_problems(cfg)
     ckpt_path = cfg.get("ckpt_path")
     if is_rank_zero():  # other ranks would find rank 0's fresh run.json
-        replacing = bool(cfg.get("overwrite")) or _restarts_an_attempt(cfg, run_dir)
+        replacing = bool(cfg.get("overwrite")) or restarting
         problem = run_dir.ownership_problem(bool(ckpt_path), replacing)
         errors += [problem] if problem else []
     if ckpt_path:
