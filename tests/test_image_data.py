@@ -12,10 +12,12 @@ import pickle
 import struct
 from pathlib import Path
 
+import lightning as L
 import numpy as np
 import pytest
 import torch
 from PIL import Image
+from torch import nn
 from torch.utils.data import DataLoader
 
 import genlab.data.celeba as celeba_module
@@ -25,7 +27,7 @@ from genlab.data.celeba import CelebADataModule, decode_face
 from genlab.data.cifar10 import URL, CIFAR10DataModule
 from genlab.data.digits import DigitsDataModule
 from genlab.data.image_folder import ImageFolderDataModule
-from genlab.data.in_memory import keep_batch
+from genlab.data.in_memory import holding_device, keep_batch
 from genlab.data.splits import EpochShuffle
 from genlab.errors import GenlabError
 
@@ -460,6 +462,74 @@ def test_hflip_of_training_batches_only(cifar):
             assert torch.equal(x, dm.splits[split].images[: len(x)].float() / 255)
     assert dm.loader("train", shuffle=True).collate_fn is keep_batch
     assert isinstance(dm.train_dataloader().collate_fn, AugmentBatch)
+
+
+# Images held in the accelerator's memory (data.on_device).
+
+# Where the suite runs on a GPU, the images are held there; on the CPU, the same code path.
+ACCELERATOR = "cuda" if torch.cuda.is_available() else "cpu"
+
+
+class RecordsBatches(L.LightningModule):
+    """Keeps a host copy of every training batch it is given (and learns nothing)."""
+
+    def __init__(self):
+        super().__init__()
+        self.layer = nn.Linear(1, 1)
+        self.seen: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def training_step(self, batch, batch_idx):
+        images, labels = batch
+        self.seen.append((images.cpu(), labels.cpu()))
+        return self.layer(images.mean().view(1, 1)).sum()
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.0)
+
+
+def batches_seen(on_device: bool, seed: int = 7) -> tuple[list, torch.device]:
+    """Two epochs of flipped digits: every batch, and where the images were held."""
+    L.seed_everything(seed)
+    data = DigitsDataModule(batch_size=200, augment=["hflip"], on_device=on_device)
+    model = RecordsBatches()
+    trainer = L.Trainer(
+        accelerator=ACCELERATOR,
+        devices=1,
+        max_epochs=2,
+        limit_val_batches=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(model, data)
+    return model.seen, data.splits["train"].images.device
+
+
+def test_images_held_on_the_device_give_the_batches_of_host_memory():
+    host, host_device = batches_seen(on_device=False)
+    held, held_device = batches_seen(on_device=True)
+    assert host_device.type == "cpu" and held_device.type == ACCELERATOR
+    n_train = len(DigitsDataModule().load_splits()["train"][0])
+    assert len(held) == len(host) == 2 * math.ceil(n_train / 200)
+    for (images, labels), (held_images, held_labels) in zip(host, held, strict=True):
+        assert torch.equal(images, held_images) and torch.equal(labels, held_labels)
+    # Each epoch has its own order and flips.
+    assert not torch.equal(host[0][1], host[len(host) // 2][1])
+
+
+def test_where_in_memory_images_are_held():
+    cpu, meta = torch.device("cpu"), torch.device("meta")  # meta: any accelerator
+    assert holding_device("auto", cpu, 10) == cpu
+    assert holding_device(True, cpu, 10) == cpu
+    assert holding_device(True, meta, 10) == meta
+    assert holding_device(False, meta, 10) == cpu
+    assert holding_device("auto", meta, 10) == cpu  # auto measures free memory on CUDA only
+    with pytest.raises(GenlabError, match="data.on_device=yes: use auto"):
+        DigitsDataModule(on_device="yes")
+    # The config rule (checked before anything is built) says the same.
+    assert all(RULES["on_device"].accepts(v) for v in ("auto", True, False))
+    assert not RULES["on_device"].accepts("yes")
 
 
 def test_no_augmentation_by_default(cifar):

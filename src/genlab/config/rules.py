@@ -98,6 +98,7 @@ PIXEL_RANGE = Rule(
     lambda v: isinstance(v, list) and len(v) == 2 and all(map(_is_number, v)) and v[0] < v[1],
 )
 BOOLEAN = Rule("true or false", lambda v: isinstance(v, bool))
+AUTO_OR_BOOLEAN = Rule("auto, true or false", lambda v: isinstance(v, bool) or v == "auto")
 UNIT_NUMBER = Rule("a number in [0, 1]", lambda v: _is_number(v) and 0 <= v <= 1)
 NUMBER_PAIR = Rule(
     "a pair of numbers in [0, 1), e.g. [0.9, 0.999]",
@@ -155,6 +156,7 @@ RULES: dict[str, Rule] = {
         lambda v: isinstance(v, list) and all(x in ("hflip",) for x in v),
     ),
     "cache": BOOLEAN,
+    "on_device": AUTO_OR_BOOLEAN,
     # model
     "input_shape": SIZES,
     "latent_dim": POSITIVE_INT,
@@ -238,7 +240,7 @@ RULES: dict[str, Rule] = {
     "synchronous": BOOLEAN,
     "project": TEXT,
     "group": TEXT.or_null(),
-    "offline": Rule("auto, true or false", lambda v: isinstance(v, bool) or v == "auto"),
+    "offline": AUTO_OR_BOOLEAN,
     # trainer and run
     "max_epochs": LIMIT.or_null(),
     "min_epochs": NON_NEGATIVE_INT.or_null(),

@@ -9,12 +9,14 @@ from typing import Any
 import torch
 
 from genlab.errors import GenlabError
+from genlab.utils.devices import to_device_async
 
 
 def hflip(images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """Each image of the batch (N, C, H, W) mirrored left-right with probability 1/2: one draw
-    per image, `torch.rand(N) < 0.5` (from `generator`, or torch's global RNG)."""
-    flip = torch.rand(len(images), generator=generator) < 0.5
+    per image, `torch.rand(N) < 0.5` (from `generator`, or torch's global CPU RNG, wherever the
+    images are: the same flips for images held on an accelerator)."""
+    flip = to_device_async(torch.rand(len(images), generator=generator) < 0.5, images.device)
     return torch.where(flip.view(-1, *[1] * (images.ndim - 1)), images.flip(-1), images)
 
 

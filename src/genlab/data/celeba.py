@@ -96,10 +96,12 @@ class CelebADataModule(InMemoryImageDataModule):
         value_range: Sequence[float] = (0.0, 1.0),
         on_bad_image: str = "fail",
         augment: Sequence[str] = (),
+        on_device: bool | str = "auto",
     ):
         made = (3, image_size, image_size)
         # The split is the official one: split_seed does not apply.
-        super().__init__(made if dims is None else dims, batch_size, 0, value_range, augment)
+        dims = made if dims is None else dims
+        super().__init__(dims, batch_size, 0, value_range, augment, on_device)
         self.data_dir = Path(data_dir)
         self.image_size = image_size
         self.num_workers = num_workers

@@ -21,8 +21,9 @@ class DigitsDataModule(InMemoryImageDataModule):
         split_seed: int = 42,
         value_range: Sequence[float] = (0.0, 1.0),
         augment: Sequence[str] = (),
+        on_device: bool | str = "auto",
     ):
-        super().__init__(dims, batch_size, split_seed, value_range, augment)
+        super().__init__(dims, batch_size, split_seed, value_range, augment, on_device)
         self.val_fraction = val_fraction
         self.test_fraction = test_fraction
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar
@@ -12,9 +13,15 @@ from torch.utils.data import DataLoader, Dataset
 from genlab.data.augment import AugmentBatch, check_augment
 from genlab.data.splits import SplitDataModule
 from genlab.errors import GenlabError
+from genlab.utils.devices import to_device_async
 from genlab.utils.pixels import from_unit_range, pixel_range
 
+log = logging.getLogger(__name__)
+
 Split = tuple[torch.Tensor, torch.Tensor]
+# data.on_device=auto holds the images on the accelerator when all splits take at most this share
+# of its free memory (the rest is the model's, its activations' and the optimizer's).
+AUTO_DEVICE_SHARE = 0.25
 
 
 class TensorBatches(Dataset):
@@ -46,17 +53,50 @@ class TensorBatches(Dataset):
             return images
         return from_unit_range(images.float().div_(255.0), self.value_range)
 
+    @property
+    def nbytes(self) -> int:
+        return self.images.nbytes + self.labels.nbytes
+
+    def to(self, device: torch.device) -> None:
+        """Hold the tensors on `device`: batches are then sliced there."""
+        self.images, self.labels = self.images.to(device), self.labels.to(device)
+
     def __getitem__(self, index: int) -> Split:
         return self._pixels(self.images[index]), self.labels[index]
 
     def __getitems__(self, indices: list[int]) -> Split:
-        index = torch.as_tensor(indices)
+        index = to_device_async(torch.as_tensor(indices), self.images.device)
         return self._pixels(self.images[index]), self.labels[index]
 
 
 def keep_batch(batch: Split) -> Split:
     """collate_fn for `TensorBatches`: the fetched batch is already stacked."""
     return batch
+
+
+def check_on_device(on_device: bool | str) -> bool | str:
+    """`data.on_device` as True, False or "auto", or one error line."""
+    if on_device in (True, False, "auto"):
+        return on_device
+    raise GenlabError(
+        f"data.on_device={on_device}: use auto (the accelerator's memory when the images fit "
+        f"in a quarter of what is free), true or false (host memory)"
+    )
+
+
+def holding_device(on_device: bool | str, device: torch.device, nbytes: int) -> torch.device:
+    """Where in-memory images of `nbytes` are held for a run on `device`: there when
+    `on_device` says so (auto: on a CUDA device, when they take at most `AUTO_DEVICE_SHARE` of
+    its free memory), else in host memory."""
+    host = torch.device("cpu")
+    if device.type == "cpu" or on_device is False:
+        return host
+    if on_device is True:
+        return device
+    if device.type != "cuda":
+        return host
+    free, _ = torch.cuda.mem_get_info(device)
+    return device if nbytes <= AUTO_DEVICE_SHARE * free else host
 
 
 def split_tensors(split: Split, sizes: Sequence[int], seed: int) -> list[Split]:
@@ -81,6 +121,9 @@ class InMemoryImageDataModule(SplitDataModule):
     `value_range` is the model's (`${model.value_range}` in the configs: [0, 1] for the
     autoencoders' BCE, [-1, 1] for a GAN's Tanh). `augment` names the augmentations of
     training batches (`genlab.data.augment`; validation and test batches are never augmented).
+    `on_device` (True, False, "auto"): hold the splits in the accelerator's memory (a run's
+    `trainer.strategy.root_device`), so batches are sliced there with no copy from the host per
+    batch; the order of the batches is the same wherever they are held.
     """
 
     def __init__(
@@ -90,6 +133,7 @@ class InMemoryImageDataModule(SplitDataModule):
         split_seed: int = 42,
         value_range: Sequence[float] = (0.0, 1.0),
         augment: Sequence[str] = (),
+        on_device: bool | str = "auto",
     ):
         super().__init__()
         self.dims = tuple(dims)
@@ -97,6 +141,7 @@ class InMemoryImageDataModule(SplitDataModule):
         self.split_seed = split_seed
         self.value_range = pixel_range(value_range)
         self.augment = check_augment(augment)
+        self.on_device = check_on_device(on_device)
         self.splits: dict[str, TensorBatches] = {}
 
     @property
@@ -116,8 +161,17 @@ class InMemoryImageDataModule(SplitDataModule):
         raise NotImplementedError
 
     def setup(self, stage: str | None = None) -> None:
-        if self.splits:
-            return
+        if not self.splits:
+            self._load()
+        run_device = self.trainer.strategy.root_device if self.trainer else torch.device("cpu")
+        nbytes = sum(split.nbytes for split in self.splits.values())
+        device = holding_device(self.on_device, run_device, nbytes)
+        if self.splits["train"].images.device != device:
+            log.info("holding the images (%.0f MB) on %s", nbytes / 2**20, device)
+            for split in self.splits.values():
+                split.to(device)
+
+    def _load(self) -> None:
         for name, (images, labels) in self.load_splits().items():
             if tuple(images.shape[1:]) != self.dims:
                 raise GenlabError(
@@ -160,9 +214,10 @@ class OfficialSplitDataModule(InMemoryImageDataModule):
         split_seed: int = 42,
         value_range: Sequence[float] = (0.0, 1.0),
         augment: Sequence[str] = (),
+        on_device: bool | str = "auto",
     ):
         dims = self.default_dims if dims is None else dims
-        super().__init__(dims, batch_size, split_seed, value_range, augment)
+        super().__init__(dims, batch_size, split_seed, value_range, augment, on_device)
         self.data_dir = Path(data_dir)
         self.download = download
         self.val_size = val_size

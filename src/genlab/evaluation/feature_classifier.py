@@ -44,7 +44,8 @@ def train_classifier(
     """Adam, cross-entropy, `epochs` passes over the training split; returns the network and its
     accuracy on the whole test split. Seeded on an RNG of its own, so the run's RNG is left as it
     was whether the classifier is trained here or loaded from the cache."""
-    with torch.random.fork_rng(devices=[]):
+    # torch.manual_seed seeds every CUDA device too: their states are restored as well.
+    with torch.random.fork_rng(devices=range(torch.cuda.device_count())):
         torch.manual_seed(seed)
         net = LeNet(input_shape[0], datamodule.num_classes)
         optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
@@ -53,6 +54,7 @@ def train_classifier(
             loader = datamodule.loader("train", shuffle=True)
             batches = progress(loader, len(loader), f"feature classifier, epoch {epoch + 1}")
             for images, labels in batches:
+                net.to(images.device)  # where the data is held (data.on_device)
                 loss = F.cross_entropy(net(to_unit_range(images, value_range)), labels)
                 optimizer.zero_grad()
                 loss.backward()
@@ -63,7 +65,7 @@ def train_classifier(
         for images, labels in datamodule.loader("test", shuffle=False):
             correct += (net(to_unit_range(images, value_range)).argmax(1) == labels).sum().item()
             total += len(labels)
-    return net, correct / total
+    return net.cpu(), correct / total
 
 
 def feature_classifier(
