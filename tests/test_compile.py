@@ -1,5 +1,5 @@
-"""model.compile=true: torch.compile of the networks gives the eager losses, and a compiled run's
-checkpoints resume and export as an eager run's do."""
+"""Speed switches. model.compile=true: torch.compile of the networks gives the eager losses, and a
+compiled run's checkpoints resume and export as an eager run's do. tf32: TF32 on NVIDIA GPUs."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from functools import partial
 
 import pytest
 import torch
+from conftest import QUIET_AE
 
 from genlab.cli.export import main as export_main
 from genlab.models.gpt2 import GPT2
@@ -96,3 +97,27 @@ def test_a_compiled_run_resumes_and_exports(train_cli, tmp_path):
 
     plain = GPT2LMHeadModel.from_pretrained(tmp_path / "hf")
     assert plain.config.n_embd == 16 and plain.config.vocab_size == len(set(text.read_text())) + 1
+
+
+@pytest.mark.parametrize("tf32", [False, True])
+def test_tf32_follows_the_config(train_cli, tmp_path, tf32):
+    switches = torch.backends.cuda.matmul, torch.backends.cudnn
+    before = [switch.allow_tf32 for switch in switches]
+    for switch in switches:
+        switch.allow_tf32 = not tf32
+    try:
+        result = train_cli(
+            *QUIET_AE,
+            f"tf32={str(tf32).lower()}",
+            "trainer.max_epochs=1",
+            "trainer.limit_train_batches=2",
+            "test=false",
+            cwd=tmp_path,
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert [switch.allow_tf32 for switch in switches] == [tf32, tf32]
+        # What Lightning reads (through the legacy switch, which this must keep working).
+        assert torch.get_float32_matmul_precision() == ("high" if tf32 else "highest")
+    finally:
+        for switch, value in zip(switches, before, strict=True):
+            switch.allow_tf32 = value

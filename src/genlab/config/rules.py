@@ -300,6 +300,7 @@ RULES: dict[str, Rule] = {
     "name": TEXT,
     "tags": TAGS,
     "seed": SEED.or_null(),
+    "tf32": BOOLEAN,
     "print_config": one_of("summary", "full", "none"),
     "threads": Rule("auto or a positive integer", lambda v: v == "auto" or (is_int(v) and v > 0)),
     "ckpt_path": TEXT.or_null(),
