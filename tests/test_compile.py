@@ -1,5 +1,6 @@
 """Speed switches. model.compile=true: torch.compile of the networks gives the eager losses, and a
-compiled run's checkpoints resume and export as an eager run's do. tf32: TF32 on NVIDIA GPUs."""
+compiled run's checkpoints resume and export as an eager run's do. tf32: TF32 on NVIDIA GPUs.
+Fused optimizers clip their gradients under bf16-mixed."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ from functools import partial
 
 import pytest
 import torch
-from conftest import QUIET_AE
+from conftest import QUIET_AE, quiet_trainer
 
 from genlab.cli.export import main as export_main
+from genlab.data.digits import DigitsDataModule
 from genlab.models.gpt2 import GPT2
 from genlab.models.vae import VAE
 from genlab.text.chars import char_tokenizer
@@ -121,3 +123,16 @@ def test_tf32_follows_the_config(train_cli, tmp_path, tf32):
     finally:
         for switch, value in zip(switches, before, strict=True):
             switch.allow_tf32 = value
+
+
+def test_bf16_mixed_clips_the_gradients_of_fused_optimizers():
+    torch.manual_seed(0)
+    # SGD at lr 1: the step is the clipped gradient itself.
+    sgd = partial(torch.optim.SGD, lr=1.0, fused=True)
+    model = VAE(input_shape=(1, 8, 8), latent_dim=4, optimizer=sgd)
+    before = [p.detach().clone() for p in model.parameters()]
+    trainer = quiet_trainer(precision="bf16-mixed", gradient_clip_val=0.01)
+    trainer.fit(model, DigitsDataModule(batch_size=16))
+    assert trainer.global_step == 1
+    moved = [(p.detach() - b).pow(2).sum() for p, b in zip(model.parameters(), before, strict=True)]
+    assert torch.stack(moved).sum().sqrt().item() == pytest.approx(0.01, rel=1e-4)

@@ -59,6 +59,16 @@ def test_model_input_shape_comes_from_the_data(compose_train):
         assert model.input_shape == tuple(dims)
 
 
+def test_gpt2_124m_is_gpt2_small_with_the_gpu_settings(compose_train):
+    cfg = compose_train("experiment=gpt2_124m")
+    network = instantiate_model(cfg.model).model
+    assert sum(p.numel() for p in network.parameters()) == 124_439_808  # GPT-2 small, tied
+    assert network.config.n_positions == 1024
+    assert network.config._attn_implementation == "sdpa"  # eager only for attention maps
+    assert cfg.trainer.precision == "bf16-mixed" and cfg.model.compile and cfg.tf32
+    assert cfg.model.optimizer.fused and cfg.divergence_check_every > 1
+
+
 def test_seed_zero_is_kept(compose_train):
     assert compose_train("seed=0").seed == 0
 

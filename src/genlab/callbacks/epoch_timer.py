@@ -52,6 +52,7 @@ class EpochTimer(L.Callback):
         self._counts_tokens = isinstance(pl_module, CountsTokens)
         if pl_module.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(pl_module.device)
+            torch.cuda.synchronize(pl_module.device)  # none of the last epoch's work counted
         self._start = time.perf_counter()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
@@ -60,7 +61,10 @@ class EpochTimer(L.Callback):
             self._tokens += pl_module.tokens_in(batch)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        # Validation has already run inside the epoch when this hook fires.
+        # Validation has already run inside the epoch when this hook fires. Steps run ahead of
+        # the device (no host sync in a step): the epoch ends when its queued work has.
+        if pl_module.device.type == "cuda":
+            torch.cuda.synchronize(pl_module.device)
         seconds = time.perf_counter() - self._start
         values = {"time/epoch_s": seconds, "time/samples_per_s": self._samples / seconds}
         if self._counts_tokens:

@@ -10,7 +10,9 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
+from lightning.pytorch.plugins.precision import MixedPrecision, Precision
 from lightning.pytorch.trainer.states import TrainerFn
+from lightning.pytorch.utilities import GradClipAlgorithmType
 
 from genlab.errors import DIVERGENCE_HINT, TrainingDiverged
 from genlab.models.divergence import DeferredFiniteCheck
@@ -306,6 +308,21 @@ class GenlabModule(L.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         self._log_epoch_means("test")
+
+    def clip_gradients(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None):
+        """Lightning's, except that bf16-mixed clips the gradients of fused optimizers too.
+
+        Lightning 2.6 refuses clipping with a fused optimizer under any mixed precision
+        (Lightning-AI/pytorch-lightning#21435, fixed upstream in #21436): only a gradient
+        scaler (16-mixed), whose unscaling a fused step does itself, makes clipping wrong, and
+        bf16-mixed has none. There the gradients are clipped as at full precision."""
+        plugin = self.trainer.precision_plugin
+        if not (isinstance(plugin, MixedPrecision) and plugin.scaler is None):
+            super().clip_gradients(optimizer, gradient_clip_val, gradient_clip_algorithm)
+            return
+        value = self.trainer.gradient_clip_val if gradient_clip_val is None else gradient_clip_val
+        algorithm = gradient_clip_algorithm or self.trainer.gradient_clip_algorithm or "norm"
+        Precision.clip_gradients(plugin, optimizer, value or 0.0, GradClipAlgorithmType(algorithm))
 
     def configure_optimizers(self):
         optimizer = self.optimizer_factory(self.parameters())
