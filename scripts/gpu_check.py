@@ -61,13 +61,14 @@ def corpus(wanted: str) -> str:
     return str(path)
 
 
-def scalars(run_dir: Path) -> dict[str, float]:
+def scalars(run_dir: Path, per_epoch: bool = False) -> dict:
+    """A run's TensorBoard scalars: each tag's mean, or (`per_epoch`) its values in order."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     events = EventAccumulator(str(run_dir / "tensorboard"))
     events.Reload()
-    tags = events.Tags()["scalars"]
-    return {tag: statistics.mean(e.value for e in events.Scalars(tag)) for tag in tags}
+    values = {tag: [e.value for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+    return values if per_epoch else {tag: statistics.mean(v) for tag, v in values.items()}
 
 
 def main() -> None:
