@@ -5,10 +5,13 @@ Both run as whole processes, one after the other, on the same machine: 784-400-2
 batch 128, 10 epochs on 55k images with a validation pass on 5k each epoch, then the 10k test set.
 The plain loop slices in-memory tensors, as fast as PyTorch gets without a framework.
 
-    python scripts/bench_vae.py [--epochs 10] [--repeats 1]
+    python scripts/bench_vae.py [--epochs 10] [--repeats 1] [--lightning]
     python scripts/bench_vae.py --loggers [--epochs 10] [--repeats 3]
 
 Prints each one's wall time, seconds per epoch and test loss, and the genlab/plain ratios.
+With --lightning, a third side: the plain loop's model, loss and batches in a bare Lightning
+Trainer (automatic optimization; no callbacks, logger or checkpoints), to tell Lightning's own
+cost per step from genlab's.
 With --loggers: genlab-train with logger=tensorboard against logger=mlflow (a local SQLite
 store, shared by the MLflow runs as it would be by a user's), alternated, and their ratios.
 """
@@ -27,8 +30,9 @@ from pathlib import Path
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 
 
-def plain_main(epochs: int, data_dir: Path) -> None:
-    """The baseline: the PyTorch VAE example's model and loss, on tensors already in memory."""
+def plain_main(epochs: int, data_dir: Path, lightning: bool = False) -> None:
+    """The baseline: the PyTorch VAE example's model and loss, on tensors already in memory,
+    trained by a plain loop or (`lightning`) by a bare Lightning Trainer."""
     import gzip
 
     import numpy as np
@@ -81,26 +85,95 @@ def plain_main(epochs: int, data_dir: Path) -> None:
             return sum(batch_loss(x).item() for x in data.split(128)) / len(data)
 
     model = VAE()
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    epoch_times = []
-    for _ in range(epochs):
-        start = time.perf_counter()
-        model.train()
-        for index in torch.randperm(len(train)).split(128):
-            x = train[index]
-            loss = batch_loss(x) / len(x)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-        val_loss = evaluate(val)
-        epoch_times.append(time.perf_counter() - start)
-    print(json.dumps({"epoch_s": epoch_times, "val_loss": val_loss, "test_loss": evaluate(test)}))
+    if lightning:
+        epoch_times = _lightning_fit(model, batch_loss, train, val, epochs)
+    else:
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+        epoch_times = []
+        for _ in range(epochs):
+            start = time.perf_counter()
+            model.train()
+            for index in torch.randperm(len(train)).split(128):
+                x = train[index]
+                loss = batch_loss(x) / len(x)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+            evaluate(val)
+            epoch_times.append(time.perf_counter() - start)
+    result = {"epoch_s": epoch_times, "val_loss": evaluate(val), "test_loss": evaluate(test)}
+    print(json.dumps(result))
 
 
-def run_plain(epochs: int) -> dict:
+def _lightning_fit(model, batch_loss, train, val, epochs: int) -> list[float]:
+    """The plain loop's epochs in a Lightning Trainer with nothing switched on: its seconds per
+    epoch (training and validation)."""
+    import logging
+    import math
+
+    import lightning as L
+    import torch
+
+    logging.getLogger("lightning").setLevel(logging.ERROR)
+
+    class Batches:
+        """The plain loop's batches: slices of the tensor, shuffled or in order."""
+
+        def __init__(self, data, shuffle: bool):
+            self.data, self.shuffle = data, shuffle
+
+        def __len__(self) -> int:
+            return math.ceil(len(self.data) / 128)
+
+        def __iter__(self):
+            n = len(self.data)
+            order = torch.randperm(n) if self.shuffle else torch.arange(n)
+            return (self.data[index] for index in order.split(128))
+
+    class Module(L.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.vae = model
+
+        def training_step(self, x, batch_idx):
+            return batch_loss(x) / len(x)
+
+        def validation_step(self, x, batch_idx):
+            batch_loss(x).item()  # as the plain loop's evaluation reads each batch's loss
+
+        def configure_optimizers(self):
+            return torch.optim.Adam(self.parameters(), lr=1e-3)
+
+    class EpochSeconds(L.Callback):
+        def __init__(self):
+            self.seconds: list[float] = []
+
+        def on_train_epoch_start(self, trainer, module):
+            self.start = time.perf_counter()
+
+        def on_train_epoch_end(self, trainer, module):
+            self.seconds.append(time.perf_counter() - self.start)
+
+    timer = EpochSeconds()
+    trainer = L.Trainer(
+        accelerator="cpu",
+        max_epochs=epochs,
+        logger=False,
+        callbacks=[timer],
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+    )
+    trainer.fit(Module(), Batches(train, shuffle=True), Batches(val, shuffle=False))
+    return timer.seconds
+
+
+def run_plain(epochs: int, lightning: bool = False) -> dict:
     start = time.perf_counter()
     out = subprocess.run(
-        [sys.executable, __file__, "--plain", "--epochs", str(epochs)],
+        [sys.executable, __file__, "--plain", "--epochs", str(epochs)]
+        + (["--lightning"] if lightning else []),
         check=True,
         capture_output=True,
         text=True,
@@ -189,10 +262,11 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=1, help="alternate runs; report medians")
     parser.add_argument("--loggers", action="store_true", help="TensorBoard against MLflow")
+    parser.add_argument("--lightning", action="store_true", help="add a bare Lightning side")
     parser.add_argument("--plain", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.plain:
-        plain_main(args.epochs, FASHION_DIR)
+        plain_main(args.epochs, FASHION_DIR, args.lightning)
         return
     if not (FASHION_DIR / "train-images-idx3-ubyte.gz").is_file():
         sys.exit(
@@ -204,8 +278,12 @@ def main() -> None:
         return
 
     runs: dict[str, list[dict]] = {"plain PyTorch": [], "genlab-train": []}
+    if args.lightning:
+        runs["bare Lightning"] = []
     for _ in range(args.repeats):
         runs["plain PyTorch"].append(run_plain(args.epochs))
+        if args.lightning:
+            runs["bare Lightning"].append(run_plain(args.epochs, lightning=True))
         runs["genlab-train"].append(run_genlab(args.epochs))
     title = (
         f"VAE 784-400-20 on Fashion-MNIST, {args.epochs} epochs, batch 128, "
@@ -217,6 +295,13 @@ def main() -> None:
         f"ratio genlab/plain: wall {genlab['wall_s'] / plain['wall_s']:.3f}, "
         f"s/epoch {genlab['epoch_s'] / plain['epoch_s']:.3f}"
     )
+    if args.lightning:
+        bare = med["bare Lightning"]
+        print(
+            f"ratio bare Lightning/plain: wall {bare['wall_s'] / plain['wall_s']:.3f}, "
+            f"s/epoch {bare['epoch_s'] / plain['epoch_s']:.3f}; genlab/bare Lightning: "
+            f"s/epoch {genlab['epoch_s'] / bare['epoch_s']:.3f}"
+        )
 
 
 if __name__ == "__main__":
