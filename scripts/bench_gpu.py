@@ -15,7 +15,7 @@ Rows, each side a process of its own:
   `experiment=dcgan_fashion_mnist` without FID) with the images held on the GPU
   (`data.on_device=true`), fused Adam and the NaN check read every 100 steps, against plain
   loops over the same networks on tensors held on the GPU: seconds per epoch (training and
-  validation), first epoch left out.
+  validation; genlab's include its image grids, as a user's run does), first epoch left out.
 
 Without the data at hand, random images in Fashion-MNIST's format and a text made from this
 repository's files stand in (scripts/gpu_check.py): the speed does not depend on the pixels or
@@ -77,6 +77,12 @@ def steady(values: list[float]) -> float:
     return statistics.mean(values[1:] if len(values) > 1 else values)
 
 
+def steady_peak(scalars_: dict[str, list[float]]) -> float:
+    """Peak GPU memory over the epochs after the first (as the plain loops count it)."""
+    values = scalars_.get("memory/peak_gb", [float("nan")])
+    return max(values[1:] if len(values) > 1 else values)
+
+
 # The plain loops, run as `bench_gpu.py --plain MODEL`: print one JSON line.
 
 
@@ -86,6 +92,7 @@ def plain_gpt2(args, size: dict) -> dict:
     from transformers import GPT2Config, GPT2LMHeadModel
 
     from genlab.callbacks.epoch_timer import device_peak_flops
+    from genlab.models.gpt2 import gpt2_flops_per_token
 
     device = torch.device(args.device)
     torch.backends.cuda.matmul.allow_tf32 = True
@@ -141,12 +148,10 @@ def plain_gpt2(args, size: dict) -> dict:
         step()
     synchronize(device)
     tokens_per_s = args.steps * batch * block / (time.perf_counter() - start)
-    params = sum(p.numel() for p in model.parameters()) - model.transformer.wpe.weight.numel()
-    flops_per_token = 6 * params + 12 * config.n_layer * config.n_embd * config.n_positions
     peak = device_peak_flops(device)
     return {
         "tokens_per_s": tokens_per_s,
-        "mfu": flops_per_token * tokens_per_s / peak if peak else None,
+        "mfu": gpt2_flops_per_token(model) * tokens_per_s / peak if peak else None,
         "peak_gb": peak_memory_gb(device),
     }
 
@@ -200,23 +205,28 @@ def plain_images(args, model_name: str) -> dict:
         )
         bce = F.binary_cross_entropy_with_logits
 
+        # genlab's GAN step (models/gan.py): the discriminator on a fake made without
+        # gradients, then the generator on fresh noise.
         def train_step(real):
-            fake = generator(torch.randn(len(real), 100, device=device))
-            d_real, d_fake = discriminator(real), discriminator(fake.detach())
+            with torch.no_grad():
+                fake = generator(torch.randn(len(real), 100, device=device))
+            d_real, d_fake = discriminator(real), discriminator(fake)
             loss_d = bce(d_real, torch.ones_like(d_real)) + bce(d_fake, torch.zeros_like(d_fake))
             opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
             opt_d.step()
-            d_fake = discriminator(fake)
+            d_fake = discriminator(generator(torch.randn(len(real), 100, device=device)))
             loss_g = bce(d_fake, torch.ones_like(d_fake))
             opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
             opt_g.step()
 
-        def val_step(real):
+        def val_step(real):  # both players' losses, as genlab's validation logs them
             fake = generator(torch.randn(len(real), 100, device=device))
             d_real, d_fake = discriminator(real), discriminator(fake)
-            return bce(d_real, torch.ones_like(d_real)) + bce(d_fake, torch.zeros_like(d_fake))
+            loss_d = bce(d_real, torch.ones_like(d_real)) + bce(d_fake, torch.zeros_like(d_fake))
+            d_fake = discriminator(fake)
+            return loss_d + bce(d_fake, torch.ones_like(d_fake))
 
     epoch_s = []
     for _ in range(args.epochs):
@@ -310,7 +320,7 @@ def main() -> None:
                 [*common, *gpt2_overrides, f"model.compile={str(compiled).lower()}"], work
             )
             # The plain loop times as many steps as an epoch of genlab's has batches.
-            windows = steady(scalars_["time/samples_per_s"]) * steady(scalars_["time/epoch_s"])
+            windows = scalars_["time/samples_per_s"][-1] * scalars_["time/epoch_s"][-1]
             epoch_batches = round(windows / gpt["batch"])
             plain = plain_run(
                 "gpt2", [*plain_common, f"--compile={int(compiled)}", f"--steps={epoch_batches}"]
@@ -318,15 +328,16 @@ def main() -> None:
             genlab = {
                 "tokens_per_s": steady(scalars_["time/tokens_per_s"]),
                 "mfu": steady(scalars_["perf/mfu"]) if "perf/mfu" in scalars_ else None,
-                "peak_gb": max(scalars_.get("memory/peak_gb", [float("nan")])),
+                "peak_gb": steady_peak(scalars_),
             }
             rows.append((f"GPT-2 compile={'on' if compiled else 'off'}", "tokens/s", genlab, plain))
+            print_row(*rows[-1])
     image_overrides = {
         "vae": ["experiment=vae_fashion_mnist", "model.optimizer.fused=true"],
         "dcgan": [
             "experiment=dcgan_fashion_mnist",
             "model.eval.features=none",
-            "callbacks.model_checkpoint.monitor=val/loss_d",
+            "callbacks.model_checkpoint.monitor=auto",  # the experiment's val/fid is off
             "model.generator_optimizer.fused=true",
             "model.discriminator_optimizer.fused=true",
         ],
@@ -349,14 +360,30 @@ def main() -> None:
             ],
             work,
         )
-        genlab = {
-            "epoch_s": steady(scalars_["time/epoch_s"]),
-            "peak_gb": max(scalars_.get("memory/peak_gb", [float("nan")])),
-        }
+        genlab = {"epoch_s": steady(scalars_["time/epoch_s"]), "peak_gb": steady_peak(scalars_)}
         options = [f"--fashion-dir={data_dir}", f"--epochs={size['image_epochs']}"]
         plain = plain_run(model, [*plain_common, *options, *([f"--batches={limit}"] * bool(limit))])
         rows.append((f"{model.upper()} epoch", "s/epoch", genlab, plain))
+        print_row(*rows[-1])
     print_table(rows, device)
+
+
+def table_row(row: str, measure: str, genlab: dict, plain: dict) -> str:
+    key = "tokens_per_s" if measure == "tokens/s" else "epoch_s"
+    mfu = memory = "-"
+    if genlab.get("mfu") is not None and plain.get("mfu") is not None:
+        mfu = f"{genlab['mfu']:.1%} / {plain['mfu']:.1%}"
+    if plain.get("peak_gb") is not None:
+        memory = f"{genlab['peak_gb']:.2f} / {plain['peak_gb']:.2f}"
+    return (
+        f"| {row} | {measure} | {genlab[key]:,.2f} | {plain[key]:,.2f} | "
+        f"{genlab[key] / plain[key]:.3f} | {mfu} | {memory} |"
+    )
+
+
+def print_row(*row) -> None:
+    """Each row as it is measured: a run stopped at its time limit keeps what it measured."""
+    print(f"measured: {table_row(*row)}", flush=True)
 
 
 def print_table(rows: list, device: str) -> None:
@@ -369,19 +396,8 @@ def print_table(rows: list, device: str) -> None:
         "| peak GB genlab / plain |"
     )
     print("|---|---|---|---|---|---|---|")
-    for row, measure, genlab, plain in rows:
-        key = "tokens_per_s" if measure == "tokens/s" else "epoch_s"
-        ratio = genlab[key] / plain[key]
-        mfu = "-"
-        if genlab.get("mfu") is not None and plain.get("mfu") is not None:
-            mfu = f"{genlab['mfu']:.1%} / {plain['mfu']:.1%}"
-        memory = "-"
-        if plain.get("peak_gb") is not None:
-            memory = f"{genlab['peak_gb']:.2f} / {plain['peak_gb']:.2f}"
-        print(
-            f"| {row} | {measure} | {genlab[key]:,.2f} | {plain[key]:,.2f} | {ratio:.3f} | "
-            f"{mfu} | {memory} |"
-        )
+    for row in rows:
+        print(table_row(*row))
 
 
 if __name__ == "__main__":

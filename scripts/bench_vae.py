@@ -87,6 +87,7 @@ def plain_main(epochs: int, data_dir: Path, lightning: bool = False) -> None:
     model = VAE()
     if lightning:
         epoch_times = _lightning_fit(model, batch_loss, train, val, epochs)
+        val_loss = evaluate(val)
     else:
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
         epoch_times = []
@@ -99,10 +100,9 @@ def plain_main(epochs: int, data_dir: Path, lightning: bool = False) -> None:
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
-            evaluate(val)
+            val_loss = evaluate(val)
             epoch_times.append(time.perf_counter() - start)
-    result = {"epoch_s": epoch_times, "val_loss": evaluate(val), "test_loss": evaluate(test)}
-    print(json.dumps(result))
+    print(json.dumps({"epoch_s": epoch_times, "val_loss": val_loss, "test_loss": evaluate(test)}))
 
 
 def _lightning_fit(model, batch_loss, train, val, epochs: int) -> list[float]:

@@ -27,7 +27,12 @@ REPO = Path(__file__).resolve().parents[1]
 PRECISIONS = ("32-true", "16-mixed", "bf16-mixed")
 MODELS = {
     "vae": ["experiment=vae_fashion_mnist"],
-    "dcgan": ["experiment=dcgan_fashion_mnist", "model.eval.features=none"],
+    # Without FID, the experiment's val/fid to keep the best generator by is not there.
+    "dcgan": [
+        "experiment=dcgan_fashion_mnist",
+        "model.eval.features=none",
+        "callbacks.model_checkpoint.monitor=auto",
+    ],
     "gpt2": ["experiment=gpt2_shakespeare"],
 }
 # Samples per training example, for the throughput column: GPT-2 counts tokens.

@@ -15,6 +15,7 @@ from genlab.cli.export import main as export_main
 from genlab.data.digits import DigitsDataModule
 from genlab.models.gpt2 import GPT2
 from genlab.models.vae import VAE
+from genlab.run.evaluate import evaluate_run
 from genlab.text.chars import char_tokenizer
 
 
@@ -114,12 +115,18 @@ def test_tf32_follows_the_config(train_cli, tmp_path, tf32):
             "trainer.max_epochs=1",
             "trainer.limit_train_batches=2",
             "test=false",
+            f"hydra.run.dir={tmp_path / 'run'}",
             cwd=tmp_path,
         )
         assert result.returncode == 0, result.stderr[-3000:]
         assert [switch.allow_tf32 for switch in switches] == [tf32, tf32]
         # What Lightning reads (through the legacy switch, which this must keep working).
         assert torch.get_float32_matmul_precision() == ("high" if tf32 else "highest")
+        # genlab-eval tests the run as it was trained.
+        for switch in switches:
+            switch.allow_tf32 = not tf32
+        evaluate_run(str(tmp_path / "run"), None)
+        assert [switch.allow_tf32 for switch in switches] == [tf32, tf32]
     finally:
         for switch, value in zip(switches, before, strict=True):
             switch.allow_tf32 = value

@@ -466,7 +466,8 @@ def test_hflip_of_training_batches_only(cifar):
 
 # Images held in the accelerator's memory (data.on_device).
 
-# Where the suite runs on a GPU, the images are held there; on the CPU, the same code path.
+# Where the suite runs on a GPU, the images are held there. On a CPU both runs hold them in host
+# memory, and this checks that on_device=true leaves the batches of a CPU run as they were.
 ACCELERATOR = "cuda" if torch.cuda.is_available() else "cpu"
 
 
@@ -487,10 +488,18 @@ class RecordsBatches(L.LightningModule):
         return torch.optim.SGD(self.parameters(), lr=0.0)
 
 
-def batches_seen(on_device: bool, seed: int = 7) -> tuple[list, torch.device]:
-    """Two epochs of flipped digits: every batch, and where the images were held."""
-    L.seed_everything(seed)
-    data = DigitsDataModule(batch_size=200, augment=["hflip"], on_device=on_device)
+def batches_seen(data_dir: Path, on_device: bool) -> tuple[list, torch.device]:
+    """Two epochs of flipped CIFAR-10 pixels (uint8, converted in [-1, 1] a batch at a time):
+    every batch, and where the images were held."""
+    L.seed_everything(7)
+    data = CIFAR10DataModule(
+        data_dir=str(data_dir),
+        val_size=10,
+        batch_size=8,
+        value_range=(-1, 1),
+        augment=["hflip"],
+        on_device=on_device,
+    )
     model = RecordsBatches()
     trainer = L.Trainer(
         accelerator=ACCELERATOR,
@@ -506,15 +515,16 @@ def batches_seen(on_device: bool, seed: int = 7) -> tuple[list, torch.device]:
     return model.seen, data.splits["train"].images.device
 
 
-def test_images_held_on_the_device_give_the_batches_of_host_memory():
-    host, host_device = batches_seen(on_device=False)
-    held, held_device = batches_seen(on_device=True)
+def test_images_held_on_the_device_give_the_batches_of_host_memory(cifar):
+    data_dir, _ = cifar
+    host, host_device = batches_seen(data_dir, on_device=False)
+    held, held_device = batches_seen(data_dir, on_device=True)
     assert host_device.type == "cpu" and held_device.type == ACCELERATOR
-    n_train = len(DigitsDataModule().load_splits()["train"][0])
-    assert len(held) == len(host) == 2 * math.ceil(n_train / 200)
+    assert len(held) == len(host) == 2 * math.ceil(90 / 8)
     for (images, labels), (held_images, held_labels) in zip(host, held, strict=True):
         assert torch.equal(images, held_images) and torch.equal(labels, held_labels)
-    # Each epoch has its own order and flips.
+    assert host[0][0].min() == -1 and host[0][0].max() == 1
+    # Each epoch has its own order.
     assert not torch.equal(host[0][1], host[len(host) // 2][1])
 
 

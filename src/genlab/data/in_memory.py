@@ -32,7 +32,10 @@ class TensorBatches(Dataset):
     MLP epoch's time in the classic `transforms.ToTensor()` pipeline.
 
     With `value_range`, `images` are uint8 pixels (0..255, a quarter of the memory of floats)
-    and what is fetched is converted to floats in `value_range`, a batch at a time.
+    and what is fetched is converted to floats in `value_range`, a batch at a time: looked up in
+    a table of the 256 values made once on the host, so that they are the same numbers wherever
+    the images are held (CUDA divides by a constant as a multiplication by its reciprocal,
+    which rounds otherwise).
     """
 
     def __init__(
@@ -43,15 +46,16 @@ class TensorBatches(Dataset):
     ):
         self.images = images
         self.labels = labels
-        self.value_range = value_range
+        self.pixel_values = None
+        if value_range is not None:
+            levels = torch.arange(256, dtype=torch.float32).div_(255.0)
+            self.pixel_values = from_unit_range(levels, value_range)
 
     def __len__(self) -> int:
         return len(self.images)
 
     def _pixels(self, images: torch.Tensor) -> torch.Tensor:
-        if self.value_range is None:
-            return images
-        return from_unit_range(images.float().div_(255.0), self.value_range)
+        return images if self.pixel_values is None else self.pixel_values[images.int()]
 
     @property
     def nbytes(self) -> int:
@@ -60,6 +64,8 @@ class TensorBatches(Dataset):
     def to(self, device: torch.device) -> None:
         """Hold the tensors on `device`: batches are then sliced there."""
         self.images, self.labels = self.images.to(device), self.labels.to(device)
+        if self.pixel_values is not None:
+            self.pixel_values = self.pixel_values.to(device)
 
     def __getitem__(self, index: int) -> Split:
         return self._pixels(self.images[index]), self.labels[index]
@@ -76,7 +82,7 @@ def keep_batch(batch: Split) -> Split:
 
 def check_on_device(on_device: bool | str) -> bool | str:
     """`data.on_device` as True, False or "auto", or one error line."""
-    if on_device in (True, False, "auto"):
+    if on_device is True or on_device is False or on_device == "auto":
         return on_device
     raise GenlabError(
         f"data.on_device={on_device}: use auto (the accelerator's memory when the images fit "
@@ -96,6 +102,8 @@ def holding_device(on_device: bool | str, device: torch.device, nbytes: int) -> 
     if device.type != "cuda":
         return host
     free, _ = torch.cuda.mem_get_info(device)
+    # Memory PyTorch's allocator holds but does not use is free to it too.
+    free += torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
     return device if nbytes <= AUTO_DEVICE_SHARE * free else host
 
 
@@ -164,6 +172,8 @@ class InMemoryImageDataModule(SplitDataModule):
         if not self.splits:
             self._load()
         run_device = self.trainer.strategy.root_device if self.trainer else torch.device("cpu")
+        if self.splits["train"].images.device == run_device:
+            return  # held there already (by fit, before a test): not weighed again
         nbytes = sum(split.nbytes for split in self.splits.values())
         device = holding_device(self.on_device, run_device, nbytes)
         if self.splits["train"].images.device != device:

@@ -54,7 +54,9 @@ def train_classifier(
             loader = datamodule.loader("train", shuffle=True)
             batches = progress(loader, len(loader), f"feature classifier, epoch {epoch + 1}")
             for images, labels in batches:
-                net.to(images.device)  # where the data is held (data.on_device)
+                # On the CPU wherever the data is held (data.on_device): the cached network, and
+                # so every FID, must not depend on which device trained it first.
+                images, labels = images.cpu(), labels.cpu()
                 loss = F.cross_entropy(net(to_unit_range(images, value_range)), labels)
                 optimizer.zero_grad()
                 loss.backward()
@@ -63,9 +65,10 @@ def train_classifier(
     correct = total = 0
     with torch.no_grad():
         for images, labels in datamodule.loader("test", shuffle=False):
+            images, labels = images.cpu(), labels.cpu()
             correct += (net(to_unit_range(images, value_range)).argmax(1) == labels).sum().item()
             total += len(labels)
-    return net.cpu(), correct / total
+    return net, correct / total
 
 
 def feature_classifier(

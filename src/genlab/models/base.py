@@ -322,7 +322,8 @@ class GenlabModule(L.LightningModule):
             return
         value = self.trainer.gradient_clip_val if gradient_clip_val is None else gradient_clip_val
         algorithm = gradient_clip_algorithm or self.trainer.gradient_clip_algorithm or "norm"
-        Precision.clip_gradients(plugin, optimizer, value or 0.0, GradClipAlgorithmType(algorithm))
+        algorithm = GradClipAlgorithmType(algorithm.lower())
+        Precision.clip_gradients(plugin, optimizer, value or 0.0, algorithm)
 
     def configure_optimizers(self):
         optimizer = self.optimizer_factory(self.parameters())

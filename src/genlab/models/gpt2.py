@@ -193,12 +193,7 @@ class GPT2(GenlabModule):
         return batch[1].numel()
 
     def flops_per_token(self) -> float:
-        """PaLM's estimate, as nanoGPT's `estimate_mfu`: 6 per parameter (less the position
-        embeddings) plus attention's 12 x layers x width x context."""
-        config = self.model.config
-        params = sum(p.numel() for p in self.model.parameters())
-        params -= self.model.transformer.wpe.weight.numel()
-        return 6 * params + 12 * config.n_layer * config.n_embd * config.n_positions
+        return gpt2_flops_per_token(self.model)
 
     def derived_metrics(self, means: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {"ppl": torch.exp(means["loss"])}
@@ -300,6 +295,16 @@ class GPT2(GenlabModule):
         labels = self.tokenizer.convert_ids_to_tokens(ids)
         weights = torch.stack(output["attentions"])[:, 0]
         return [AttentionMap("self", "GPT-2 self-attention (causal)", weights, labels, labels)]
+
+
+def gpt2_flops_per_token(network) -> float:
+    """Training FLOPs per token of a transformers GPT-2, PaLM's estimate as nanoGPT's
+    `estimate_mfu` makes it: 6 per parameter (less the position embeddings) plus attention's
+    12 x layers x width x context."""
+    config = network.config
+    params = sum(p.numel() for p in network.parameters())
+    params -= network.transformer.wpe.weight.numel()
+    return 6 * params + 12 * config.n_layer * config.n_embd * config.n_positions
 
 
 def _without_biases(network) -> None:

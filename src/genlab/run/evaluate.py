@@ -13,6 +13,7 @@ from genlab.run.loading import load_run
 from genlab.run.metrics import collect_metrics
 from genlab.run.run_dir import RunDir
 from genlab.utils.atomic import creation_problem
+from genlab.utils.devices import use_tf32
 
 
 def evaluate_run(
@@ -37,6 +38,7 @@ def evaluate_run(
         raise GenlabError(f"cannot write {run.path / RunDir.EVAL_METRICS}: {problem}")
     tested = resolve_checkpoint(checkpoint, run).resolve()
     model, datamodule, cfg = load_run(run.path, str(tested))
+    use_tf32(cfg.get("tf32", False))  # as in training; runs saved before the key had it off
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True, verbose=False)
     trainer = L.Trainer(

@@ -55,6 +55,7 @@ from genlab.run.trackers import (
     tracker_problems,
 )
 from genlab.run.tuning import keep_tuned_value, tune
+from genlab.utils.devices import use_tf32
 
 
 def run(cfg: DictConfig) -> dict[str, float]:
@@ -90,7 +91,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
             if earlier and "tuned" in earlier:  # what the first segment's tune= found
                 record.data["tuned"] = earlier["tuned"]
         record.data["threads"] = _set_threads(cfg)
-        _set_tf32(cfg)
+        use_tf32(cfg.tf32)
         tracked = tracked_run(cfg, run_dir, hydra_cfg, in_sweep, earlier if ckpt_path else None)
         if not (run_dir.path / RunDir.HYDRA).exists() and hydra_cfg is not None:
             run_dir.write_hydra_copy(cfg, hydra_cfg, overrides)
@@ -123,17 +124,6 @@ def run(cfg: DictConfig) -> dict[str, float]:
     if not in_sweep:
         print_results(run_dir.path, metrics, headline_metric(cfg, metrics))
     return metrics
-
-
-def _set_tf32(cfg: DictConfig) -> None:
-    """tf32: float32 matrix products and convolutions on NVIDIA tensor cores (Ampere and newer)
-    in TF32, or exact. The legacy switches: `get_float32_matmul_precision`, which Lightning
-    reads, fails once the newer per-backend `fp32_precision` has been set."""
-    import torch
-
-    tf32 = bool(cfg.get("tf32", True))
-    torch.backends.cuda.matmul.allow_tf32 = tf32
-    torch.backends.cudnn.allow_tf32 = tf32
 
 
 def _tune(cfg: DictConfig, run_dir: RunDir, record: RunRecord) -> Path | None:

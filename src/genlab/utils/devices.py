@@ -1,4 +1,4 @@
-"""Small host tensors sent to an accelerator without making the host wait for it."""
+"""Accelerator settings and small host tensors sent to an accelerator without a host wait."""
 
 from __future__ import annotations
 
@@ -12,3 +12,12 @@ def to_device_async(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
     if device.type != "cuda":
         return tensor.to(device)
     return tensor.pin_memory().to(device, non_blocking=True)
+
+
+def use_tf32(enabled: bool) -> None:
+    """Float32 matrix products and convolutions on NVIDIA tensor cores (Ampere and newer) in
+    TF32, or exact; for the whole process. Through the legacy switches: once the newer
+    per-backend `fp32_precision` is set, `torch.get_float32_matmul_precision`, which Lightning
+    reads, fails."""
+    torch.backends.cuda.matmul.allow_tf32 = enabled
+    torch.backends.cudnn.allow_tf32 = enabled
