@@ -12,6 +12,7 @@ import torch
 from conftest import QUIET_AE, quiet_trainer
 
 from genlab.cli.export import main as export_main
+from genlab.config.rules import RULES
 from genlab.data.digits import DigitsDataModule
 from genlab.models.gpt2 import GPT2
 from genlab.models.vae import VAE
@@ -38,8 +39,10 @@ def _batch(kind: str):
     return ids[:, :-1], ids[:, 1:]
 
 
-@pytest.mark.parametrize("kind", ["vae", "gpt2"])
-def test_compiled_networks_train_with_the_eager_losses(kind):
+@pytest.mark.parametrize(
+    ("kind", "mode"), [("vae", None), ("gpt2", None), ("vae", "reduce-overhead")]
+)
+def test_compiled_networks_train_with_the_eager_losses(kind, mode):
     build = _vae if kind == "vae" else _gpt2
     losses = {}
     for compiled in (False, True):
@@ -47,8 +50,9 @@ def test_compiled_networks_train_with_the_eager_losses(kind):
         model = build()
         keys = list(model.state_dict())
         if compiled:
+            torch._dynamo.reset()
             torch._dynamo.utils.counters.clear()
-            model.compile_networks(same_random_numbers=True)
+            model.compile_networks(mode, same_random_numbers=True)
         assert list(model.state_dict()) == keys  # no _orig_mod. anywhere
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
         losses[compiled] = []
@@ -143,3 +147,9 @@ def test_bf16_mixed_clips_the_gradients_of_fused_optimizers():
     assert trainer.global_step == 1
     moved = [(p.detach() - b).pow(2).sum() for p, b in zip(model.parameters(), before, strict=True)]
     assert torch.stack(moved).sum().sqrt().item() == pytest.approx(0.01, rel=1e-4)
+
+
+def test_model_compile_takes_torch_compiles_modes():
+    rule = RULES["compile"]
+    assert all(rule.accepts(v) for v in (True, False, "reduce-overhead", "max-autotune"))
+    assert not rule.accepts("fast") and "reduce-overhead" in rule.allowed

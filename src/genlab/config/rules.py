@@ -98,6 +98,8 @@ PIXEL_RANGE = Rule(
     lambda v: isinstance(v, list) and len(v) == 2 and all(map(_is_number, v)) and v[0] < v[1],
 )
 BOOLEAN = Rule("true or false", lambda v: isinstance(v, bool))
+# model.compile's modes besides true (torch.compile's default).
+COMPILE_MODES = ("reduce-overhead", "max-autotune")
 AUTO_OR_BOOLEAN = Rule("auto, true or false", lambda v: isinstance(v, bool) or v == "auto")
 UNIT_NUMBER = Rule("a number in [0, 1]", lambda v: _is_number(v) and 0 <= v <= 1)
 NUMBER_PAIR = Rule(
@@ -307,7 +309,10 @@ RULES: dict[str, Rule] = {
     "resume": one_of("auto").or_null(),
     "divergence_check_every": POSITIVE_INT,
     "fused": BOOLEAN.or_null(),
-    "compile": BOOLEAN,
+    "compile": Rule(
+        "true, false, reduce-overhead or max-autotune (torch.compile's modes)",
+        lambda v: isinstance(v, bool) or v in COMPILE_MODES,
+    ),
     "peak_flops": POSITIVE_NUMBER.or_null(),
     "run_dir": TEXT.or_null(),
     "optimized_metric": TEXT.or_null(),

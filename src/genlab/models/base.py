@@ -122,10 +122,11 @@ class GenlabModule(L.LightningModule):
         each, checked before anything is built (`genlab.config.checks`). None by default."""
         return []
 
-    def compile_networks(self, same_random_numbers: bool = False) -> None:
-        """torch.compile each network of the model in place (`nn.Module.compile`): its
-        parameters and state-dict keys stay as they are, so checkpoints, resumes and exports
-        do not know it was compiled. The first steps pay for the compilation.
+    def compile_networks(self, mode: str | None = None, same_random_numbers: bool = False) -> None:
+        """torch.compile each network of the model in place (`nn.Module.compile`), in `mode`
+        (None: the default; "reduce-overhead" adds CUDA graphs on a GPU): its parameters and
+        state-dict keys stay as they are, so checkpoints, resumes and exports do not know it
+        was compiled. The first steps pay for the compilation.
 
         Compiled code draws its random numbers (dropout, a VAE's noise) from a generator of its
         own; `same_random_numbers` has it draw eager PyTorch's instead (slower), so that a
@@ -134,7 +135,7 @@ class GenlabModule(L.LightningModule):
 
         torch._inductor.config.fallback_random = same_random_numbers
         for network in self.children():
-            network.compile()
+            network.compile(mode=mode)
 
     def compute_losses(self, batch, stage: str) -> dict[str, torch.Tensor]:
         """Scalar losses for one batch; must contain "loss", the value that is minimized."""

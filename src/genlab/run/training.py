@@ -271,8 +271,12 @@ def build_data_and_model(cfg: DictConfig) -> tuple[L.LightningDataModule, L.Ligh
     if isinstance(model, LearnsTokenizer) and isinstance(datamodule, HasTokenizer):
         datamodule.prepare_data()
         model.build_on(datamodule.text_tokenizer())
-    if cfg.model.get("compile") and isinstance(model, GenlabModule):
-        model.compile_networks(same_random_numbers=bool(cfg.trainer.get("deterministic")))
+    compile_mode = cfg.model.get("compile")
+    if compile_mode and isinstance(model, GenlabModule):
+        model.compile_networks(
+            None if compile_mode is True else compile_mode,
+            same_random_numbers=bool(cfg.trainer.get("deterministic")),
+        )
     return datamodule, model
 
 
