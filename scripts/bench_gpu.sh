@@ -17,6 +17,6 @@ case "${1:-}" in
   --dry-run) exec "$PYTHON" scripts/bench_gpu.py --dry-run ;;
   "")
     "$PYTHON" -m pytest -q -p no:cacheprovider tests/test_image_data.py -k held_on_the_device
-    exec timeout 480 "$PYTHON" scripts/bench_gpu.py ;;
+    exec timeout 540 "$PYTHON" scripts/bench_gpu.py ;;
   *) echo "usage: $0 [--dry-run]" >&2; exit 2 ;;
 esac
