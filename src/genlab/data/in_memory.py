@@ -85,8 +85,8 @@ def check_on_device(on_device: bool | str) -> bool | str:
     if on_device is True or on_device is False or on_device == "auto":
         return on_device
     raise GenlabError(
-        f"data.on_device={on_device}: use auto (the accelerator's memory when the images fit "
-        f"in a quarter of what is free), true or false (host memory)"
+        f"data.on_device={on_device}: use auto (a CUDA GPU's memory when the images fit in a "
+        f"quarter of what is free), true (the accelerator's) or false (host memory)"
     )
 
 

@@ -38,7 +38,8 @@ def evaluate_run(
         raise GenlabError(f"cannot write {run.path / RunDir.EVAL_METRICS}: {problem}")
     tested = resolve_checkpoint(checkpoint, run).resolve()
     model, datamodule, cfg = load_run(run.path, str(tested))
-    use_tf32(cfg.get("tf32", False))  # as in training; runs saved before the key had it off
+    if "tf32" in cfg:  # as in training; runs saved before the key trained with torch's defaults
+        use_tf32(cfg.tf32)
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True, verbose=False)
     trainer = L.Trainer(
