@@ -16,6 +16,7 @@ import lightning as L
 import numpy as np
 import pytest
 import torch
+from conftest import quiet_trainer
 from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader
@@ -501,16 +502,7 @@ def batches_seen(data_dir: Path, on_device: bool) -> tuple[list, torch.device]:
         on_device=on_device,
     )
     model = RecordsBatches()
-    trainer = L.Trainer(
-        accelerator=ACCELERATOR,
-        devices=1,
-        max_epochs=2,
-        limit_val_batches=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
+    trainer = quiet_trainer(accelerator=ACCELERATOR, max_epochs=2, limit_train_batches=1.0)
     trainer.fit(model, data)
     return model.seen, data.splits["train"].images.device
 
