@@ -37,7 +37,9 @@ from pathlib import Path
 from gpu_check import corpus, fashion_dir, scalars
 
 REPO = Path(__file__).resolve().parents[1]
-GENLAB_TRAIN = str(Path(sys.executable).with_name("genlab-train"))
+# genlab-train, through this interpreter (`python -m genlab`): also where genlab is importable
+# but its console script is not on the PATH.
+GENLAB_TRAIN = [sys.executable, "-m", "genlab"]
 # Steps the plain loops run before timing (compilation, cuDNN's algorithm search).
 WARMUP_STEPS = 10
 
@@ -66,7 +68,7 @@ def sizes(dry_run: bool) -> dict:
 
 def genlab_run(overrides: list[str], work: Path) -> dict[str, list[float]]:
     run_dir = Path(tempfile.mkdtemp(prefix="run_", dir=work))
-    command = [GENLAB_TRAIN, *overrides, "test=false", f"hydra.run.dir={run_dir}"]
+    command = [*GENLAB_TRAIN, *overrides, "test=false", f"hydra.run.dir={run_dir}"]
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode:
         sys.exit(f"bench_gpu: {' '.join(command)} failed:\n{done.stderr[-3000:]}")
